@@ -1,0 +1,96 @@
+//! MAX-style errors: `{"status":"error","message":"…"}` with a 4xx/5xx status.
+
+use actix_multipart::MultipartError;
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use max_mnist_core::{CoreError, InputError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the request body is larger than {limit} bytes (setting limits.max_body_bytes): send a smaller image")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    ImageTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The JSON body of every error of the MAX routes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(example = "error")]
+    pub status: &'static str,
+    #[schema(
+        example = "the upload is not an image in a supported format: send PNG, JPEG, GIF, BMP, WebP or TIFF"
+    )]
+    pub message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Internal(message) = self {
+            log::error!("{message}");
+        }
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            status: "error",
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(err: CoreError) -> Self {
+        match err {
+            CoreError::Input(
+                err @ (InputError::TooManyPixels { .. } | InputError::DecoderMemory { .. }),
+            ) => Self::ImageTooLarge(err.to_string()),
+            CoreError::Input(err) => Self::BadRequest(err.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+pub const UPLOAD_HINT: &str = "send the image as multipart/form-data in the field `file`, e.g. `curl -F file=@digit.png http://HOST:5000/model/predict`";
+
+/// Turns the multipart extractor's refusals into MAX errors that say what to do.
+pub fn multipart_error(err: &actix_web::Error, max_body_bytes: usize) -> ApiError {
+    match err.as_error::<MultipartError>() {
+        Some(
+            MultipartError::ContentTypeMissing
+            | MultipartError::ContentTypeParse
+            | MultipartError::ContentTypeIncompatible,
+        ) => ApiError::UnsupportedMediaType(format!(
+            "this route takes multipart/form-data: {UPLOAD_HINT}"
+        )),
+        Some(err) if is_overflow(err) => ApiError::PayloadTooLarge {
+            limit: max_body_bytes,
+        },
+        _ => ApiError::BadRequest(format!("malformed multipart body ({err}): {UPLOAD_HINT}")),
+    }
+}
+
+fn is_overflow(err: &MultipartError) -> bool {
+    match err {
+        MultipartError::Payload(PayloadError::Overflow) => true,
+        MultipartError::Field { source, .. } => {
+            source.as_error::<MultipartError>().is_some_and(is_overflow)
+        }
+        _ => false,
+    }
+}

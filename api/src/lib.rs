@@ -1,0 +1,11 @@
+//! The HTTP layer of max-mnist: actix-web routes, the OpenAPI document, JSON errors.
+//! It knows the model only through [`max_mnist_core::DigitModel`].
+
+pub mod errors;
+pub mod openapi;
+pub mod routes;
+pub mod settings;
+pub mod startup;
+
+pub use settings::{ApiInfo, ModelMetadata, ServiceSettings};
+pub use startup::{AppState, Application};

@@ -1,0 +1,38 @@
+//! What the HTTP layer is told at start-up.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `GET /model/metadata`, as MAX serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMetadata {
+    #[schema(example = "max-pytorch-mnist")]
+    pub id: String,
+    #[schema(example = "MAX PyTorch MNIST")]
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    #[schema(example = "Image Classification")]
+    pub kind: String,
+    pub source: String,
+    #[schema(example = "Apache-2.0")]
+    pub license: String,
+}
+
+/// The OpenAPI document's `info`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiInfo {
+    pub title: String,
+    pub description: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub metadata: ModelMetadata,
+    pub api: ApiInfo,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}

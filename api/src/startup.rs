@@ -1,0 +1,66 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_multipart::form::MultipartFormConfig;
+use actix_web::dev::Server;
+use actix_web::{middleware, web, App, HttpServer};
+use max_mnist_core::DigitModel;
+
+use crate::{openapi, routes, ServiceSettings};
+
+/// What every handler shares.
+pub struct AppState {
+    pub model: Arc<dyn DigitModel>,
+    pub settings: ServiceSettings,
+    /// Serialised once at start-up.
+    pub openapi_json: web::Bytes,
+}
+
+/// The server, bound and ready to run. Tests bind port 0 and read [`Application::port`].
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(
+        listener: TcpListener,
+        model: Arc<dyn DigitModel>,
+        settings: ServiceSettings,
+    ) -> std::io::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let openapi_json = serde_json::to_vec(&openapi::document(&settings.api))
+            .map_err(std::io::Error::other)?
+            .into();
+        let max_body_bytes = settings.max_body_bytes;
+        let state = web::Data::new(AppState {
+            model,
+            settings,
+            openapi_json,
+        });
+        let server = HttpServer::new(move || {
+            let multipart = MultipartFormConfig::default()
+                .total_limit(max_body_bytes)
+                .memory_limit(max_body_bytes);
+            App::new()
+                .app_data(state.clone())
+                .app_data(multipart)
+                .wrap(middleware::Logger::default())
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

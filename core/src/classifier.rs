@@ -1,0 +1,146 @@
+//! The model wrapper the HTTP layer talks to: pre-process → predict (batched) → post-process.
+
+use std::path::Path;
+
+use candle_core::{Device, Module, Tensor};
+use serde::Serialize;
+
+use crate::convnet::MyConvNet;
+use crate::image_input::{self, ImageLimits};
+use crate::weights;
+use crate::{CoreError, IMAGE_PIXELS, NUM_CLASSES};
+
+/// One normalised 28×28 image, row-major: what the network takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInput(pub Box<[f32; IMAGE_PIXELS]>);
+
+impl ModelInput {
+    /// Applies the MNIST input transform to 28×28 grayscale pixels.
+    pub fn from_pixels(pixels: &[u8; IMAGE_PIXELS]) -> Self {
+        Self(Box::new(pixels.map(image_input::normalise_pixel)))
+    }
+}
+
+/// The network's ten raw outputs, one per digit.
+pub type Logits = [f32; NUM_CLASSES];
+
+/// One digit with its softmax probability.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Prediction {
+    pub prediction: u8,
+    pub probability: f32,
+}
+
+/// What serving needs of a digit model. The HTTP layer knows only this trait.
+pub trait DigitModel: Send + Sync {
+    /// Decodes an uploaded image and turns it into the network's input.
+    fn pre_process(&self, image: &[u8]) -> Result<ModelInput, CoreError>;
+
+    /// Runs the whole batch through the network in one forward pass.
+    fn predict(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError>;
+
+    /// The `top_k` most probable digits, most probable first.
+    fn post_process(&self, logits: &Logits, top_k: usize) -> Vec<Prediction> {
+        top_predictions(logits, top_k)
+    }
+}
+
+/// MyConvNet with the upstream input transform.
+pub struct MnistClassifier {
+    net: MyConvNet,
+    limits: ImageLimits,
+    device: Device,
+}
+
+impl MnistClassifier {
+    /// Loads the weights at `path` (legacy or zip `.pt`/`.pth`, or `.safetensors`).
+    pub fn load(path: &Path, limits: ImageLimits) -> Result<Self, CoreError> {
+        let state_dict = weights::load_state_dict(path)?;
+        Ok(Self {
+            net: MyConvNet::from_state_dict(&state_dict)?,
+            limits,
+            device: Device::Cpu,
+        })
+    }
+}
+
+impl DigitModel for MnistClassifier {
+    fn pre_process(&self, image: &[u8]) -> Result<ModelInput, CoreError> {
+        let decoded = image_input::decode(image, &self.limits)?;
+        Ok(ModelInput::from_pixels(&image_input::to_mnist_pixels(
+            &decoded,
+        )))
+    }
+
+    fn predict(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<f32> = batch
+            .iter()
+            .flat_map(|input| input.0.iter().copied())
+            .collect();
+        let input = Tensor::from_vec(values, (batch.len(), IMAGE_PIXELS), &self.device)?;
+        let logits = self.net.forward(&input)?.to_vec2::<f32>()?;
+        logits
+            .into_iter()
+            .map(|row| {
+                Logits::try_from(row.as_slice()).map_err(|_| {
+                    CoreError::Inference(candle_core::Error::Msg(format!(
+                        "the network returned {} outputs, expected {NUM_CLASSES}",
+                        row.len()
+                    )))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Softmax probabilities of the logits, computed stably.
+pub fn softmax(logits: &Logits) -> [f32; NUM_CLASSES] {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps = logits.map(|l| (l - max).exp());
+    let sum: f32 = exps.iter().sum();
+    exps.map(|e| e / sum)
+}
+
+/// The `top_k` (clamped to 1..=10) most probable digits, most probable first; ties keep digit order.
+pub fn top_predictions(logits: &Logits, top_k: usize) -> Vec<Prediction> {
+    let probabilities = softmax(logits);
+    let mut ranked: Vec<Prediction> = probabilities
+        .iter()
+        .zip(0u8..)
+        .map(|(&probability, prediction)| Prediction {
+            prediction,
+            probability,
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    ranked.truncate(top_k.clamp(1, NUM_CLASSES));
+    ranked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_survives_large_logits() {
+        let p = softmax(&[1000.0, 999.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1000.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!((p[0] - 1.0 / (1.0 + (-1.0f32).exp())).abs() < 1e-6);
+        assert_eq!(p[9], 0.0);
+    }
+
+    #[test]
+    fn top_predictions_are_sorted_and_clamped() {
+        let logits = [0.0, 5.0, 1.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let top: Vec<u8> = top_predictions(&logits, 3)
+            .iter()
+            .map(|p| p.prediction)
+            .collect();
+        assert_eq!(top, [1, 4, 2]);
+        assert_eq!(top_predictions(&logits, 0).len(), 1);
+        assert_eq!(top_predictions(&logits, 99).len(), 10);
+    }
+}

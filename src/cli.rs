@@ -1,0 +1,105 @@
+//! The command line. Every flag that has an environment variable says so in `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "max-mnist",
+    version,
+    about = "Serve a handwritten-digit classifier, MAX-style"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Settings file (flags and environment variables take precedence over it).
+    #[arg(long, global = true, env = "MAX_MNIST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// `serve`'s flags, for when no command is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default command).
+    Serve(ServeArgs),
+    /// Download the weights archive, unpack it and verify its SHA-512 checksums.
+    FetchAssets(FetchArgs),
+    /// Verify the assets against the checksum file.
+    VerifyAssets(VerifyArgs),
+    /// Exit 0 when the server answers /ping (for Docker's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+    /// Classify image files offline: one JSON line per file.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOST")]
+    pub host: Option<String>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+    #[command(flatten)]
+    pub weights: WeightsArg,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct WeightsArg {
+    /// Weights file: PyTorch checkpoint (legacy or zip) or safetensors.
+    #[arg(long, env = "MAX_MNIST_WEIGHTS", value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// Where the archive lives: an http(s) URL or a local directory.
+    #[arg(long)]
+    pub bucket: Option<String>,
+    /// The archive's file name in the bucket.
+    #[arg(long)]
+    pub file: Option<String>,
+    /// Directory to unpack into.
+    #[arg(long)]
+    pub dest: Option<PathBuf>,
+    #[command(flatten)]
+    pub checksums: ChecksumsArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ChecksumsArg {
+    /// Checksum file in `sha512sum -c` format, paths relative to the working directory.
+    #[arg(long, value_name = "FILE")]
+    pub checksums: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub checksums: ChecksumsArg,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Host the server answers on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port the server answers on.
+    #[arg(long, env = "PORT")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Image files to classify.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub weights: WeightsArg,
+}

@@ -1,0 +1,142 @@
+//! Typed settings, layered: flags > environment (both via clap) > `config.toml` > the defaults,
+//! which are the `config.toml` shipped with the source.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use max_mnist_api::{ApiInfo, ModelMetadata, ServiceSettings};
+use max_mnist_core::ImageLimits;
+use serde::Deserialize;
+
+const DEFAULT_CONFIG: &str = include_str!("../config.toml");
+const DEFAULT_CONFIG_PATH: &str = "config.toml";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub model: ModelSettings,
+    pub metadata: ModelMetadata,
+    pub api: ApiInfo,
+    pub assets: AssetSettings,
+    pub limits: LimitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSettings {
+    pub weights: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetSettings {
+    pub bucket: String,
+    pub file: String,
+    pub dest: PathBuf,
+    pub checksums: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    pub max_body_bytes: usize,
+    pub max_image_pixels: u64,
+    pub max_decoder_bytes: u64,
+}
+
+impl Settings {
+    /// Reads `path` over the defaults. Without `path`, `./config.toml` is read when there is one.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut merged: toml::Table =
+            toml::from_str(DEFAULT_CONFIG).context("the built-in defaults")?;
+        let path = path.or_else(|| Some(Path::new(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()));
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            let overrides: toml::Table = toml::from_str(&text)
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
+            merge(&mut merged, overrides);
+        }
+        merged
+            .try_into()
+            .context("invalid configuration: see config.toml for the settings and their types")
+    }
+
+    pub fn image_limits(&self) -> ImageLimits {
+        ImageLimits {
+            max_image_pixels: self.limits.max_image_pixels,
+            max_decoder_bytes: self.limits.max_decoder_bytes,
+        }
+    }
+
+    pub fn service_settings(&self) -> ServiceSettings {
+        ServiceSettings {
+            metadata: self.metadata.clone(),
+            api: self.api.clone(),
+            max_body_bytes: self.limits.max_body_bytes,
+        }
+    }
+}
+
+/// Deep merge: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(value)) => merge(base, value),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_is_the_default() {
+        let settings = Settings::load(Some(Path::new("config.toml"))).expect("config.toml parses");
+        assert_eq!(settings.server.port, 5000);
+        assert_eq!(settings.metadata.kind, "Image Classification");
+    }
+
+    #[test]
+    fn a_partial_file_overrides_only_what_it_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("partial.toml");
+        std::fs::write(
+            &path,
+            "[server]\nport = 8080\n[metadata]\nname = \"Mine\"\n",
+        )
+        .expect("write");
+        let settings = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(settings.server.port, 8080);
+        assert_eq!(settings.server.host, "0.0.0.0");
+        assert_eq!(settings.metadata.name, "Mine");
+        assert_eq!(settings.metadata.id, "max-pytorch-mnist");
+    }
+
+    #[test]
+    fn a_typo_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("typo.toml");
+        std::fs::write(&path, "[server]\nprot = 8080\n").expect("write");
+        let err = Settings::load(Some(&path)).expect_err("unknown key");
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/max-mnist.toml"))).is_err());
+    }
+}

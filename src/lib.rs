@@ -1,0 +1,7 @@
+//! The `max-mnist` command's building blocks, shared with the integration tests.
+
+pub mod assets;
+pub mod checksums;
+pub mod cli;
+pub mod configuration;
+pub mod predict;

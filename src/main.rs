@@ -1,0 +1,111 @@
+//! `max-mnist`: serve, fetch and verify assets, check health, predict offline.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use max_mnist_api::Application;
+use max_mnist_core::MnistClassifier;
+
+use max_mnist::cli::{Cli, Command, ServeArgs, WeightsArg};
+use max_mnist::configuration::Settings;
+use max_mnist::{assets, checksums, predict};
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        None => serve(&settings, cli.serve),
+        Some(Command::Serve(args)) => serve(&settings, args),
+        Some(Command::FetchAssets(args)) => {
+            assets::fetch(&assets::FetchRequest {
+                bucket: args
+                    .bucket
+                    .unwrap_or_else(|| settings.assets.bucket.clone()),
+                file: args.file.unwrap_or_else(|| settings.assets.file.clone()),
+                dest: args.dest.unwrap_or_else(|| settings.assets.dest.clone()),
+                checksums: args
+                    .checksums
+                    .checksums
+                    .unwrap_or_else(|| settings.assets.checksums.clone()),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::VerifyAssets(args)) => {
+            checksums::verify(
+                &args
+                    .checksums
+                    .checksums
+                    .unwrap_or_else(|| settings.assets.checksums.clone()),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Healthcheck(args)) => {
+            healthcheck(&args.host, args.port.unwrap_or(settings.server.port))
+        }
+        Some(Command::Predict(args)) => {
+            let model = load_model(&settings, &args.weights)?;
+            Ok(predict::run(&model, &args.files))
+        }
+    }
+}
+
+fn load_model(settings: &Settings, weights: &WeightsArg) -> anyhow::Result<MnistClassifier> {
+    let path: PathBuf = weights
+        .weights
+        .clone()
+        .unwrap_or_else(|| settings.model.weights.clone());
+    MnistClassifier::load(&path, settings.image_limits()).with_context(|| {
+        format!(
+            "cannot load the model from {}; run `max-mnist fetch-assets` to download and verify the \
+             upstream weights, or point --weights (env MAX_MNIST_WEIGHTS) at your own file",
+            path.display()
+        )
+    })
+}
+
+fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let model = load_model(settings, &args.weights)?;
+    let host = args.host.unwrap_or_else(|| settings.server.host.clone());
+    let port = args.port.unwrap_or(settings.server.port);
+    let listener = TcpListener::bind((host.as_str(), port))
+        .with_context(|| format!("cannot listen on {host}:{port}; choose another --port"))?;
+    let address = listener.local_addr()?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(listener, Arc::new(model), settings.service_settings())?;
+        log::info!("serving on http://{address} (Swagger UI at /)");
+        app.run_until_stopped().await
+    })?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn healthcheck(host: &str, port: u16) -> anyhow::Result<ExitCode> {
+    let url = format!("http://{host}:{port}/ping");
+    let response = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(&url)
+        .send()
+        .with_context(|| format!("{url} does not answer"))?;
+    if response.status().is_success() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!("{url} answered {}", response.status())
+    }
+}

@@ -1,0 +1,63 @@
+//! `max-mnist predict FILE…`: one JSON line per file, the same answer as `POST /model/predict`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use max_mnist_core::{CoreError, DigitModel, Prediction};
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Line<'a> {
+    Prediction {
+        file: &'a str,
+        prediction: u8,
+        probability: f32,
+    },
+    Error {
+        file: &'a str,
+        error: String,
+    },
+}
+
+pub fn run(model: &dyn DigitModel, files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for path in files {
+        let file = path.to_string_lossy();
+        let line = match classify(model, path) {
+            Ok(top) => Line::Prediction {
+                file: &file,
+                prediction: top.prediction,
+                probability: top.probability,
+            },
+            Err(error) => {
+                failed = true;
+                Line::Error { file: &file, error }
+            }
+        };
+        match serde_json::to_string(&line) {
+            Ok(json) => println!("{json}"),
+            Err(err) => {
+                failed = true;
+                eprintln!("cannot write the result for {file}: {err}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn classify(model: &dyn DigitModel, path: &PathBuf) -> Result<Prediction, String> {
+    let bytes = std::fs::read(path).map_err(|err| format!("cannot read the file: {err}"))?;
+    let input = model.pre_process(&bytes).map_err(|err| err.to_string())?;
+    let logits = model
+        .predict(std::slice::from_ref(&input))
+        .map_err(|err: CoreError| err.to_string())?;
+    logits
+        .first()
+        .and_then(|logits| model.post_process(logits, 1).into_iter().next())
+        .ok_or_else(|| "the model returned no prediction".to_owned())
+}
