@@ -101,7 +101,7 @@ mod tests {
     #[test]
     fn parses_text_and_binary_mode_lines() {
         let text = format!(
-            "# weights\n{HASH}  assets/a.pt\n\n{}  *b.pt\n",
+            "# weights\n{HASH}  assets/a.pt\n\n{} *b.pt\n",
             HASH.to_uppercase()
         );
         let lines = parse(&text).expect("parses");

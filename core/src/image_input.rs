@@ -29,17 +29,17 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
     if bytes.is_empty() {
         return Err(InputError::Empty);
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|err| InputError::Undecodable(err.to_string()))?;
     if reader.format().is_none() {
         return Err(InputError::UnrecognisedFormat);
     }
+    // A second guard: decoders that honour `max_alloc` also bound their working memory.
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_alloc = Some(limits.max_decoder_bytes);
-    let mut reader = reader;
     reader.limits(decoder_limits);
-    let mut decoder = reader
+    let decoder = reader
         .into_decoder()
         .map_err(|err| decode_error(err, limits))?;
     let (width, height) = image::ImageDecoder::dimensions(&decoder);
@@ -50,10 +50,11 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
             limit: limits.max_image_pixels,
         });
     }
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_alloc = Some(limits.max_decoder_bytes);
-    image::ImageDecoder::set_limits(&mut decoder, decoder_limits)
-        .map_err(|err| decode_error(err, limits))?;
+    if image::ImageDecoder::total_bytes(&decoder) > limits.max_decoder_bytes {
+        return Err(InputError::DecoderMemory {
+            limit: limits.max_decoder_bytes,
+        });
+    }
     DynamicImage::from_decoder(decoder).map_err(|err| decode_error(err, limits))
 }
 
@@ -88,4 +89,91 @@ pub fn to_mnist_pixels(image: &DynamicImage) -> [u8; IMAGE_PIXELS] {
 /// torchvision's `ToTensor()` then `Normalize((0.5,), (0.5,))`: pixel/255, then (x − 0.5)/0.5.
 pub fn normalise_pixel(pixel: u8) -> f32 {
     (f32::from(pixel) / 255.0 - 0.5) / 0.5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{GrayImage, ImageFormat, Luma};
+
+    fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut Cursor::new(&mut bytes), format)
+            .expect("encode");
+        bytes
+    }
+
+    #[test]
+    fn the_input_transform_maps_black_to_minus_one_and_white_to_one() {
+        assert_eq!(normalise_pixel(0), -1.0);
+        assert_eq!(normalise_pixel(255), 1.0);
+        assert!((normalise_pixel(128) - (128.0 / 255.0 - 0.5) / 0.5).abs() < f32::EPSILON);
+    }
+
+    #[test]
+    fn a_28_by_28_gray_image_is_taken_untouched() {
+        let gray = GrayImage::from_fn(28, 28, |x, y| Luma([(x * 9 + y) as u8]));
+        let png = encode(&DynamicImage::ImageLuma8(gray.clone()), ImageFormat::Png);
+        let decoded = decode(&png, &ImageLimits::default()).expect("decodes");
+        assert_eq!(
+            to_mnist_pixels(&decoded).as_slice(),
+            gray.as_raw().as_slice()
+        );
+    }
+
+    #[test]
+    fn a_larger_image_is_brought_to_28_by_28() {
+        let white = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            100,
+            60,
+            image::Rgb([255, 255, 255]),
+        ));
+        let pixels = to_mnist_pixels(&white);
+        assert!(pixels.iter().all(|&p| p == 255));
+    }
+
+    #[test]
+    fn limits_refuse_big_images_before_decoding_them() {
+        let png = encode(
+            &DynamicImage::ImageLuma8(GrayImage::new(300, 200)),
+            ImageFormat::Png,
+        );
+        let limits = ImageLimits {
+            max_image_pixels: 50_000,
+            ..ImageLimits::default()
+        };
+        assert!(matches!(
+            decode(&png, &limits),
+            Err(InputError::TooManyPixels {
+                width: 300,
+                height: 200,
+                limit: 50_000
+            })
+        ));
+        let limits = ImageLimits {
+            max_decoder_bytes: 1_000,
+            ..ImageLimits::default()
+        };
+        let result = decode(&png, &limits);
+        assert!(
+            matches!(result, Err(InputError::DecoderMemory { limit: 1_000 })),
+            "{:?}",
+            result.err()
+        );
+    }
+
+    #[test]
+    fn foreign_or_broken_bytes_are_input_errors() {
+        let limits = ImageLimits::default();
+        assert!(matches!(decode(b"", &limits), Err(InputError::Empty)));
+        assert!(matches!(
+            decode(b"%PDF-1.7 ...", &limits),
+            Err(InputError::UnrecognisedFormat)
+        ));
+        assert!(matches!(
+            decode(b"\x89PNG\r\n\x1a\n", &limits),
+            Err(InputError::Undecodable(_))
+        ));
+    }
 }

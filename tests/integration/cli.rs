@@ -1,0 +1,310 @@
+//! The `max-mnist` binary itself.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::helpers::{
+    project_root, sample_path, serve_file, spawn_app, upstream_weights, BINARY, UPSTREAM_SHA512,
+};
+
+const ARCHIVE: &str = "mnist-classifier.tar.gz";
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("MAX_MNIST_WEIGHTS")
+        .env_remove("PORT")
+        .env_remove("HOST")
+        .output()
+        .expect("run max-mnist")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A tar.gz holding `mnist-classifier.pt` with the given contents.
+fn archive_of(weights: &[u8]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(weights.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "mnist-classifier.pt", weights)
+        .expect("append");
+    tar.into_inner()
+        .and_then(|gz| gz.finish())
+        .expect("finish the archive")
+}
+
+fn fetch_from(bucket: &str, dir: &Path) -> Output {
+    let checksums = project_root().join("sha512sums.txt");
+    run_in(
+        dir,
+        &[
+            "fetch-assets",
+            "--bucket",
+            bucket,
+            "--checksums",
+            checksums.to_str().expect("utf-8"),
+        ],
+    )
+}
+
+#[test]
+fn fetch_assets_downloads_unpacks_and_verifies() {
+    let weights = std::fs::read(upstream_weights()).expect("weights");
+    let bucket = serve_file(ARCHIVE, archive_of(&weights));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_from(&bucket, dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("assets/mnist-classifier.pt: OK"));
+    let fetched = dir.path().join("assets").join("mnist-classifier.pt");
+    assert_eq!(
+        crate::helpers::sha512_hex(&fetched).as_deref(),
+        Some(UPSTREAM_SHA512)
+    );
+    assert!(
+        !dir.path().join("assets").join(ARCHIVE).exists(),
+        "the archive is removed once unpacked"
+    );
+
+    let verified = run_in(
+        dir.path(),
+        &[
+            "verify-assets",
+            "--checksums",
+            project_root()
+                .join("sha512sums.txt")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert!(verified.status.success(), "{}", stderr(&verified));
+}
+
+#[test]
+fn a_tampered_archive_is_deleted_and_fails() {
+    let mut weights = std::fs::read(upstream_weights()).expect("weights");
+    let last = weights.len() - 1;
+    weights[last] ^= 0x01;
+    let bucket = serve_file(ARCHIVE, archive_of(&weights));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_from(&bucket, dir.path());
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("FAILED") && message.contains("were deleted"),
+        "{message}"
+    );
+    let assets = dir.path().join("assets");
+    assert!(!assets.join("mnist-classifier.pt").exists());
+    assert!(!assets.join(ARCHIVE).exists());
+}
+
+#[test]
+fn a_missing_archive_fails_naming_the_status() {
+    let bucket = serve_file("something-else.tar.gz", Vec::new());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_from(&bucket, dir.path());
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("404"), "{}", stderr(&output));
+    assert!(!dir.path().join("assets").join(ARCHIVE).exists());
+}
+
+#[test]
+fn verify_assets_fails_on_a_changed_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("assets").join("mnist-classifier.pt"),
+        b"not the weights",
+    )
+    .expect("write");
+    let output = run_in(
+        dir.path(),
+        &[
+            "verify-assets",
+            "--checksums",
+            project_root()
+                .join("sha512sums.txt")
+                .to_str()
+                .expect("utf-8"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("assets/mnist-classifier.pt: FAILED"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn serve_without_weights_exits_naming_fetch_assets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = run_in(dir.path(), &["serve", "--port", "0"]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("max-mnist fetch-assets")
+            && message.contains("assets/mnist-classifier.pt"),
+        "{message}"
+    );
+
+    std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("assets").join("mnist-classifier.pt"),
+        b"<html>404</html>",
+    )
+    .expect("write");
+    let output = run_in(dir.path(), &["--port", "0"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("max-mnist fetch-assets"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn predict_prints_one_json_line_per_file_and_fails_on_an_unreadable_one() {
+    let weights = upstream_weights().to_str().expect("utf-8").to_owned();
+    let mut args = vec![
+        "predict".to_owned(),
+        "--weights".to_owned(),
+        weights.clone(),
+    ];
+    args.extend((0..10).map(|d| sample_path(d).to_string_lossy().into_owned()));
+    let output = run_in(
+        project_root(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 10);
+    for (digit, line) in lines.iter().enumerate() {
+        assert_eq!(line["prediction"], digit);
+        assert!(line["file"]
+            .as_str()
+            .expect("file")
+            .ends_with(&format!("{digit}.png")));
+        assert!(line["probability"].as_f64().expect("probability") > 0.9);
+    }
+
+    let sample = sample_path(7).to_string_lossy().into_owned();
+    let output = run_in(
+        project_root(),
+        &[
+            "predict",
+            "--weights",
+            &weights,
+            "/nonexistent.png",
+            "Cargo.toml",
+            &sample,
+        ],
+    );
+    assert!(!output.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["error"]
+        .as_str()
+        .expect("error")
+        .contains("cannot read"));
+    assert!(lines[1]["error"]
+        .as_str()
+        .expect("error")
+        .contains("not an image"));
+    assert_eq!(lines[2]["prediction"], 7);
+}
+
+#[test]
+fn healthcheck_follows_the_server() {
+    let app = spawn_app();
+    let port = app.address.rsplit(':').next().expect("port").to_owned();
+    let output = run_in(project_root(), &["healthcheck", "--port", &port]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let closed_port = closed.local_addr().expect("address").port().to_string();
+    drop(closed);
+    let output = run_in(project_root(), &["healthcheck", "--port", &closed_port]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("does not answer"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn the_server_answers_and_stops_cleanly_on_sigterm() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = free.local_addr().expect("address").port().to_string();
+    drop(free);
+    let mut server = Command::new(BINARY)
+        .current_dir(project_root())
+        .args(["serve", "--host", "127.0.0.1", "--port", &port, "--weights"])
+        .arg(upstream_weights())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let started = Instant::now();
+    while client.get(format!("{url}/ping")).send().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let form = crate::helpers::image_form("file", crate::helpers::sample(9));
+    let body: Value = client
+        .post(format!("{url}/model/predict"))
+        .multipart(form)
+        .send()
+        .expect("POST")
+        .json()
+        .expect("JSON");
+    assert_eq!(body["predictions"][0]["prediction"], 9);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server did not stop within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    server
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("read the log");
+    assert!(status.success(), "exit status {status:?}\n{log}");
+}

