@@ -38,7 +38,7 @@ pub fn fetch(request: &FetchRequest) -> anyhow::Result<()> {
             return Err(err);
         }
     };
-    if let Err(err) = checksums::verify(&request.checksums) {
+    if let Err(err) = checksums::verify(&request.checksums, false) {
         remove(&fetched);
         return Err(err.context(format!(
             "the files fetched from {source} do not match {}; they were deleted",

@@ -83,6 +83,9 @@ pub struct ChecksumsArg {
 pub struct VerifyArgs {
     #[command(flatten)]
     pub checksums: ChecksumsArg,
+    /// Skip the listed files that are absent (for custom assets that replace only some files).
+    #[arg(long)]
+    pub skip_missing: bool,
 }
 
 #[derive(Debug, Args)]

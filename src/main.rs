@@ -47,12 +47,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::VerifyAssets(args)) => {
-            checksums::verify(
-                &args
-                    .checksums
-                    .checksums
-                    .unwrap_or_else(|| settings.assets.checksums.clone()),
-            )?;
+            let checksums = args
+                .checksums
+                .checksums
+                .unwrap_or_else(|| settings.assets.checksums.clone());
+            checksums::verify(&checksums, args.skip_missing)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Healthcheck(args)) => {

@@ -122,30 +122,40 @@ fn a_missing_archive_fails_naming_the_status() {
 
 #[test]
 fn verify_assets_fails_on_a_changed_file() {
+    let checksums = project_root().join("sha512sums.txt");
+    let checksums = checksums.to_str().expect("utf-8");
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::create_dir(dir.path().join("assets")).expect("mkdir");
-    std::fs::write(
-        dir.path().join("assets").join("mnist-classifier.pt"),
-        b"not the weights",
-    )
-    .expect("write");
+    let weights = dir.path().join("assets").join("mnist-classifier.pt");
+    std::fs::write(weights, b"not the weights").expect("write");
+    let output = run_in(dir.path(), &["verify-assets", "--checksums", checksums]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("assets/mnist-classifier.pt: FAILED"),
+        "{message}"
+    );
+    // --skip-missing still checks a file that is present…
     let output = run_in(
         dir.path(),
-        &[
-            "verify-assets",
-            "--checksums",
-            project_root()
-                .join("sha512sums.txt")
-                .to_str()
-                .expect("utf-8"),
-        ],
+        &["verify-assets", "--skip-missing", "--checksums", checksums],
     );
     assert!(!output.status.success());
+
+    // …and skips one that is absent, which plain verify-assets refuses.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let output = run_in(
+        empty.path(),
+        &["verify-assets", "--skip-missing", "--checksums", checksums],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
     assert!(
-        stderr(&output).contains("assets/mnist-classifier.pt: FAILED"),
+        stderr(&output).contains("skipped, not present"),
         "{}",
         stderr(&output)
     );
+    let output = run_in(empty.path(), &["verify-assets", "--checksums", checksums]);
+    assert!(!output.status.success());
 }
 
 #[test]

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds the Docker image for real and checks it as a user would: weights fetched and verified at build
+# time from a loopback bucket, a read-only non-root container that answers /ping, /model/metadata and a
+# prediction for every sample, stops within 10 s, and a build against a tampered archive that fails.
+# Usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz
+# Needs a Docker engine; `docker build --network host` must reach 127.0.0.1 and crates.io.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+assets=${1:?usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz}
+image=max-pytorch-mnist:test-$$
+bad_image=max-pytorch-mnist:tampered-$$
+work=$(mktemp -d)
+container=""
+server_pid=""
+
+cleanup() {
+  [ -n "$container" ] && docker rm -f "$container" >/dev/null 2>&1
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  docker rmi -f "$image" "$bad_image" >/dev/null 2>&1
+  docker image prune -f >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "docker-test: FAILED: $*" >&2; exit 1; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A loopback bucket: the real archive, and a tampered one (the weights' last byte flipped).
+mkdir -p "$work/good" "$work/bad/x"
+cp "$assets/mnist-classifier.tar.gz" "$work/good/"
+tar -xzf "$assets/mnist-classifier.tar.gz" -C "$work/bad/x"
+python3 - "$work/bad/x/mnist-classifier.pt" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read()); data[-1] ^= 1
+open(path, "wb").write(data)
+PY
+tar -czf "$work/bad/mnist-classifier.tar.gz" -C "$work/bad/x" mnist-classifier.pt
+bucket_port=$(free_port)
+python3 -m http.server "$bucket_port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+server_pid=$!
+sleep 1
+
+start=$(date +%s)
+docker build --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/good" -t "$image" . \
+  || fail "the image does not build"
+build_seconds=$(( $(date +%s) - start ))
+size_mb=$(( $(docker image inspect --format '{{.Size}}' "$image") / 1000000 ))
+echo "docker-test: built in ${build_seconds}s, image ${size_mb} MB"
+
+port=$(free_port)
+start_ns=$(date +%s%N)
+container=$(docker run -d --read-only --health-interval 1s -p "127.0.0.1:$port:5000" "$image")
+until curl -sf "http://127.0.0.1:$port/ping" >/dev/null; do
+  [ $(( ($(date +%s%N) - start_ns) / 1000000000 )) -lt 30 ] || { docker logs "$container"; fail "no /ping within 30 s"; }
+  sleep 0.05
+done
+echo "docker-test: first /ping $(( ($(date +%s%N) - start_ns) / 1000000 )) ms after docker run"
+
+curl -sf "http://127.0.0.1:$port/ping" | grep -q '"Healthy"' || fail "/ping"
+curl -sf "http://127.0.0.1:$port/model/metadata" | grep -q '"Image Classification"' || fail "/model/metadata"
+for digit in 0 1 2 3 4 5 6 7 8 9; do
+  answer=$(curl -sf -F "file=@samples/$digit.png" "http://127.0.0.1:$port/model/predict")
+  echo "$answer" | grep -q "^{\"status\":\"ok\",\"predictions\":\[{\"prediction\":$digit," || fail "sample $digit: $answer"
+done
+echo "docker-test: all ten samples classified right"
+uid=$(docker exec "$container" id -u)
+[ "$uid" != "0" ] || fail "the container runs as root"
+echo "docker-test: runs as uid $uid, read-only root filesystem"
+for _ in $(seq 30); do
+  [ "$(docker inspect --format '{{.State.Health.Status}}' "$container")" = healthy ] && break
+  sleep 1
+done
+[ "$(docker inspect --format '{{.State.Health.Status}}' "$container")" = healthy ] || fail "HEALTHCHECK never passed"
+echo "docker-test: HEALTHCHECK (max-mnist healthcheck) reports healthy"
+
+start_ns=$(date +%s%N)
+docker stop -t 10 "$container" >/dev/null
+stop_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+exit_code=$(docker inspect --format '{{.State.ExitCode}}' "$container")
+[ "$stop_ms" -lt 10000 ] || fail "docker stop took ${stop_ms} ms"
+[ "$exit_code" = 0 ] || fail "exit code $exit_code after SIGTERM"
+echo "docker-test: stopped in ${stop_ms} ms, exit code 0"
+
+if docker build --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then
+  fail "a build against a tampered archive succeeded"
+fi
+grep -q "assets/mnist-classifier.pt: FAILED" "$work/bad.log" || { cat "$work/bad.log"; fail "the tampered build failed for another reason"; }
+echo "docker-test: a tampered archive fails the build: $(grep -m1 'SHA-512 is' "$work/bad.log" | sed 's/^ *//')"
+echo "docker-test: 1 passed, 0 failed"
