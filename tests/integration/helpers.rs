@@ -112,6 +112,24 @@ pub fn reference(name: &str) -> Option<serde_json::Value> {
     Some(serde_json::from_str(&text).expect("reference JSON parses"))
 }
 
+/// A JSON array of numbers, as `f64`.
+pub fn json_numbers(value: &serde_json::Value) -> Vec<f64> {
+    value
+        .as_array()
+        .expect("an array of numbers")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
+/// PyTorch's prediction for every t10k image.
+pub fn reference_predictions(reference: &serde_json::Value) -> Vec<u64> {
+    json_numbers(&reference["predictions"])
+        .into_iter()
+        .map(|v| v as u64)
+        .collect()
+}
+
 pub struct TestSet {
     pub images: Vec<[u8; IMAGE_PIXELS]>,
     pub labels: Vec<u8>,

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use crate::exactness::SAMPLE_LOGITS;
 use crate::helpers::{
-    image_form, max_error, mnist_test_set, png_of, reference, sample, settings, spawn_app,
+    image_form, max_error, mnist_test_set, png_of, reference, reference_predictions, sample,
+    settings, spawn_app,
 };
 
 #[test]
@@ -237,12 +238,7 @@ fn all_ten_thousand_test_images_over_http_match_pytorch() {
     else {
         return;
     };
-    let expected: Vec<u64> = reference["predictions"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|v| v.as_u64().expect("digit"))
-        .collect();
+    let expected = reference_predictions(&reference);
     let pngs: Vec<Vec<u8>> = test_set.images.iter().map(png_of).collect();
     let app = spawn_app();
     let next = AtomicUsize::new(0);
