@@ -94,7 +94,7 @@ pub fn data_dir(var: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(dir) => Some(PathBuf::from(dir)),
         None if std::env::var_os("CI").is_some() => {
-            panic!("{var} is not set: .ci/run must point it into ../shared")
+            panic!("{var} is not set: .ci/run must set it")
         }
         None => {
             eprintln!(
