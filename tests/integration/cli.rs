@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    project_root, sample_path, serve_file, spawn_app, upstream_weights, BINARY, UPSTREAM_SHA512,
+    free_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, BINARY,
+    UPSTREAM_SHA512,
 };
 
 const ARCHIVE: &str = "mnist-classifier.tar.gz";
@@ -249,9 +250,7 @@ fn healthcheck_follows_the_server() {
     let output = run_in(project_root(), &["healthcheck", "--port", &port]);
     assert!(output.status.success(), "{}", stderr(&output));
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let closed_port = closed.local_addr().expect("address").port().to_string();
-    drop(closed);
+    let closed_port = free_port().to_string();
     let output = run_in(project_root(), &["healthcheck", "--port", &closed_port]);
     assert!(!output.status.success());
     assert!(
@@ -263,9 +262,7 @@ fn healthcheck_follows_the_server() {
 
 #[test]
 fn the_server_answers_and_stops_cleanly_on_sigterm() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = free.local_addr().expect("address").port().to_string();
-    drop(free);
+    let port = free_port().to_string();
     let mut server = Command::new(BINARY)
         .current_dir(project_root())
         .args(["serve", "--host", "127.0.0.1", "--port", &port, "--weights"])

@@ -167,6 +167,12 @@ pub fn png_of(pixels: &[u8; IMAGE_PIXELS]) -> Vec<u8> {
     png
 }
 
+/// A loopback port nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local address").port()
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::blocking::Client,
