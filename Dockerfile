@@ -8,37 +8,42 @@
 ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
-FROM ${RUST_IMAGE} AS builder
-WORKDIR /build
-ENV CARGO_PROFILE_RELEASE_STRIP=true CARGO_TERM_COLOR=never
+# The manifests alone, with stub sources: the builder compiles the dependencies from them in a layer that
+# a change to our sources does not invalidate. (Every crate's Cargo.toml is found, so new crates need no edit.)
+FROM ${RUNTIME_IMAGE} AS manifests
+COPY . /context
+RUN cd /context && mkdir /manifests \
+    && find . -name Cargo.toml -not -path './target/*' -exec cp --parents {} Cargo.lock /manifests/ \; \
+    && cd /manifests && for dir in $(find . -name Cargo.toml -exec dirname {} \;); do \
+         mkdir -p "$dir/src" && touch "$dir/src/lib.rs"; \
+       done \
+    && echo 'fn main() {}' > src/main.rs
 
-# Dependencies first, from the manifests alone, so that a change to the sources does not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-COPY core/Cargo.toml core/
-COPY api/Cargo.toml api/
-RUN mkdir -p src core/src api/src \
-    && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs core/src/lib.rs api/src/lib.rs \
-    && cargo build --release --locked --bin max-mnist \
+# Few instructions on purpose: on storage drivers that copy layers (vfs), each RUN or COPY copies the tree.
+FROM ${RUST_IMAGE} AS builder
+ENV CARGO_PROFILE_RELEASE_STRIP=true CARGO_TERM_COLOR=never
+COPY --from=manifests /manifests /build
+RUN cd /build && cargo build --release --locked --bin max-mnist \
     && rm -rf src core/src api/src target/release/.fingerprint/max-mnist*
 
-COPY . .
-RUN cargo build --release --locked --bin max-mnist
+COPY . /build
+# The binary moves out and target/ goes, so the layers after this one stay small.
+RUN cd /build && cargo build --release --locked --bin max-mnist \
+    && mv target/release/max-mnist /usr/local/bin/ && rm -rf target
 
 ARG model_bucket=https://github.com/xuhdev/max-pytorch-mnist/raw/master/pretrained-model
 ARG model_file=mnist-classifier.tar.gz
 ARG use_pre_trained_model=true
-RUN if [ "$use_pre_trained_model" = "true" ]; then \
-        ./target/release/max-mnist fetch-assets --bucket "$model_bucket" --file "$model_file"; \
+RUN cd /build && if [ "$use_pre_trained_model" = "true" ]; then \
+        max-mnist fetch-assets --bucket "$model_bucket" --file "$model_file"; \
     else \
         [ -d custom_assets ] || { echo "use_pre_trained_model=false needs a custom_assets/ folder" >&2; exit 1; }; \
-        cp -r custom_assets/. assets/ \
-        && ./target/release/max-mnist verify-assets --skip-missing; \
+        cp -r custom_assets/. assets/ && max-mnist verify-assets --skip-missing; \
     fi
 
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
-COPY --from=builder /build/target/release/max-mnist /usr/local/bin/max-mnist
+COPY --from=builder /usr/local/bin/max-mnist /usr/local/bin/max-mnist
 COPY --from=builder /build/config.toml /build/sha512sums.txt ./
 COPY --from=builder /build/assets/ ./assets/
 ENV HOST=0.0.0.0 PORT=5000 RUST_LOG=info

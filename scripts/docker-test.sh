@@ -17,6 +17,7 @@ cleanup() {
   [ -n "$container" ] && docker rm -f "$container" >/dev/null 2>&1
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
   docker rmi -f "$image" "$bad_image" >/dev/null 2>&1
+  docker container prune -f >/dev/null 2>&1
   docker image prune -f >/dev/null 2>&1
   rm -rf "$work"
 }
@@ -41,7 +42,7 @@ server_pid=$!
 sleep 1
 
 start=$(date +%s)
-docker build --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/good" -t "$image" . \
+docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/good" -t "$image" . \
   || fail "the image does not build"
 build_seconds=$(( $(date +%s) - start ))
 size_mb=$(( $(docker image inspect --format '{{.Size}}' "$image") / 1000000 ))
@@ -81,7 +82,7 @@ exit_code=$(docker inspect --format '{{.State.ExitCode}}' "$container")
 [ "$exit_code" = 0 ] || fail "exit code $exit_code after SIGTERM"
 echo "docker-test: stopped in ${stop_ms} ms, exit code 0"
 
-if docker build --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then
+if docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then
   fail "a build against a tampered archive succeeded"
 fi
 grep -q "assets/mnist-classifier.pt: FAILED" "$work/bad.log" || { cat "$work/bad.log"; fail "the tampered build failed for another reason"; }
