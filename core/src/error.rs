@@ -13,6 +13,10 @@ pub enum InputError {
     Undecodable(String),
     #[error("the image is {width}×{height} pixels, more than the limit of {limit} pixels (setting limits.max_image_pixels): send a smaller image")]
     TooManyPixels { width: u32, height: u32, limit: u64 },
+    #[error("the image is {width}×{height} pixels: send an image with at least one pixel")]
+    ZeroSize { width: u32, height: u32 },
+    #[error("the image is {width}×{height} pixels, a side longer than the limit of {limit} (setting limits.max_image_side): send a smaller image")]
+    SideTooLong { width: u32, height: u32, limit: u32 },
     #[error("decoding the image would need more than {limit} bytes of memory (setting limits.max_decoder_bytes): send a smaller image")]
     DecoderMemory { limit: u64 },
 }

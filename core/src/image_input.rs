@@ -4,13 +4,15 @@ use std::io::Cursor;
 
 use image::{DynamicImage, GenericImageView, ImageReader};
 
-use crate::{InputError, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::{normalise, InputError, IMAGE_PIXELS, IMAGE_SIDE};
 
 /// Bounds on decoding, so that no upload can exhaust memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLimits {
     /// Largest width × height accepted.
     pub max_image_pixels: u64,
+    /// Longest side accepted, in pixels.
+    pub max_image_side: u32,
     /// Most memory a decoder may allocate, in bytes.
     pub max_decoder_bytes: u64,
 }
@@ -19,7 +21,8 @@ impl Default for ImageLimits {
     fn default() -> Self {
         Self {
             max_image_pixels: 40_000_000,
-            max_decoder_bytes: 256 << 20,
+            max_image_side: 16_384,
+            max_decoder_bytes: 128 << 20,
         }
     }
 }
@@ -43,6 +46,16 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
         .into_decoder()
         .map_err(|err| decode_error(err, limits))?;
     let (width, height) = image::ImageDecoder::dimensions(&decoder);
+    if width == 0 || height == 0 {
+        return Err(InputError::ZeroSize { width, height });
+    }
+    if width.max(height) > limits.max_image_side {
+        return Err(InputError::SideTooLong {
+            width,
+            height,
+            limit: limits.max_image_side,
+        });
+    }
     if u64::from(width) * u64::from(height) > limits.max_image_pixels {
         return Err(InputError::TooManyPixels {
             width,
@@ -70,19 +83,22 @@ fn decode_error(err: image::ImageError, limits: &ImageLimits) -> InputError {
 
 /// The 28×28 grayscale pixels (ink bright on black, as in MNIST) that the model sees.
 ///
-/// A 28×28 single-channel image is taken as it is: that reproduces the upstream logits.
-/// Anything else is converted to gray and resized.
+/// A 28×28 single-channel image is MNIST format and is taken as it is: that reproduces the upstream
+/// logits. Anything else is normalised the way MNIST was made ([`normalise::mnist_style`]).
 pub fn to_mnist_pixels(image: &DynamicImage) -> [u8; IMAGE_PIXELS] {
     let side = IMAGE_SIDE as u32;
-    let gray = match image {
-        DynamicImage::ImageLuma8(gray) if gray.dimensions() == (side, side) => gray.clone(),
-        other if other.dimensions() == (side, side) => other.to_luma8(),
-        other => other
-            .resize_exact(side, side, image::imageops::FilterType::Triangle)
-            .to_luma8(),
-    };
+    let single_channel = matches!(
+        image,
+        DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_)
+    );
+    if !(single_channel && image.dimensions() == (side, side)) {
+        return normalise::mnist_style(image);
+    }
     let mut pixels = [0u8; IMAGE_PIXELS];
-    pixels.copy_from_slice(gray.as_raw());
+    match image {
+        DynamicImage::ImageLuma8(gray) => pixels.copy_from_slice(gray.as_raw()),
+        other => pixels.copy_from_slice(other.to_luma8().as_raw()),
+    }
     pixels
 }
 
@@ -123,14 +139,35 @@ mod tests {
     }
 
     #[test]
-    fn a_larger_image_is_brought_to_28_by_28() {
-        let white = DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
-            100,
-            60,
-            image::Rgb([255, 255, 255]),
+    fn a_28_by_28_colour_image_is_normalised() {
+        let mut rgb = image::RgbImage::from_pixel(28, 28, image::Rgb([250, 250, 250]));
+        for y in 4..10 {
+            for x in 2..5 {
+                rgb.put_pixel(x, y, image::Rgb([10, 10, 10]));
+            }
+        }
+        let pixels = to_mnist_pixels(&DynamicImage::ImageRgb8(rgb));
+        let inked: Vec<usize> = (0..IMAGE_PIXELS).filter(|&i| pixels[i] > 128).collect();
+        assert_eq!(inked.len(), 10 * 20, "a 3×6 block becomes 10×20");
+        assert!(inked
+            .iter()
+            .all(|&i| (4..24).contains(&(i / 28)) && (9..19).contains(&(i % 28))));
+    }
+
+    #[test]
+    fn degenerate_and_overlong_images_are_refused() {
+        let strip = encode(
+            &DynamicImage::ImageLuma8(GrayImage::new(20_000, 1)),
+            ImageFormat::Png,
+        );
+        assert!(matches!(
+            decode(&strip, &ImageLimits::default()),
+            Err(InputError::SideTooLong {
+                width: 20_000,
+                height: 1,
+                limit: 16_384
+            })
         ));
-        let pixels = to_mnist_pixels(&white);
-        assert!(pixels.iter().all(|&p| p == 255));
     }
 
     #[test]

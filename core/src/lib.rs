@@ -4,6 +4,7 @@ pub mod classifier;
 pub mod convnet;
 pub mod error;
 pub mod image_input;
+pub mod normalise;
 pub mod weights;
 
 pub use classifier::{DigitModel, Logits, MnistClassifier, ModelInput, Prediction};
