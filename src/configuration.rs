@@ -2,9 +2,10 @@
 //! which are the `config.toml` shipped with the source.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use max_mnist_api::{ApiInfo, ModelMetadata, ServiceSettings};
+use max_mnist_api::{ApiInfo, ModelMetadata, RequestLimits, ServiceSettings};
 use max_mnist_core::ImageLimits;
 use serde::Deserialize;
 
@@ -48,8 +49,12 @@ pub struct AssetSettings {
 #[serde(deny_unknown_fields)]
 pub struct LimitSettings {
     pub max_body_bytes: usize,
+    pub max_multipart_parts: usize,
     pub max_image_pixels: u64,
+    pub max_image_side: u32,
     pub max_decoder_bytes: u64,
+    pub request_timeout_secs: u64,
+    pub keep_alive_secs: u64,
 }
 
 impl Settings {
@@ -74,6 +79,7 @@ impl Settings {
     pub fn image_limits(&self) -> ImageLimits {
         ImageLimits {
             max_image_pixels: self.limits.max_image_pixels,
+            max_image_side: self.limits.max_image_side,
             max_decoder_bytes: self.limits.max_decoder_bytes,
         }
     }
@@ -82,7 +88,12 @@ impl Settings {
         ServiceSettings {
             metadata: self.metadata.clone(),
             api: self.api.clone(),
-            max_body_bytes: self.limits.max_body_bytes,
+            limits: RequestLimits {
+                max_body_bytes: self.limits.max_body_bytes,
+                max_multipart_parts: self.limits.max_multipart_parts,
+                request_timeout: Duration::from_secs(self.limits.request_timeout_secs),
+                keep_alive: Duration::from_secs(self.limits.keep_alive_secs),
+            },
         }
     }
 }

@@ -1,7 +1,5 @@
 //! MAX-style errors: `{"status":"error","message":"…"}` with a 4xx/5xx status.
 
-use actix_multipart::MultipartError;
-use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use max_mnist_core::{CoreError, InputError};
@@ -18,6 +16,8 @@ pub enum ApiError {
     ImageTooLarge(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request took longer than {seconds} s to arrive (setting limits.request_timeout_secs): send it faster or raise the limit")]
+    Timeout { seconds: u64 },
     #[error("{0}")]
     Internal(String),
 }
@@ -39,6 +39,7 @@ impl ResponseError for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,7 +59,9 @@ impl From<CoreError> for ApiError {
     fn from(err: CoreError) -> Self {
         match err {
             CoreError::Input(
-                err @ (InputError::TooManyPixels { .. } | InputError::DecoderMemory { .. }),
+                err @ (InputError::TooManyPixels { .. }
+                | InputError::SideTooLong { .. }
+                | InputError::DecoderMemory { .. }),
             ) => Self::ImageTooLarge(err.to_string()),
             CoreError::Input(err) => Self::BadRequest(err.to_string()),
             other => Self::Internal(other.to_string()),
@@ -67,30 +70,3 @@ impl From<CoreError> for ApiError {
 }
 
 pub const UPLOAD_HINT: &str = "send the image as multipart/form-data in the field `file`, e.g. `curl -F file=@digit.png http://HOST:5000/model/predict`";
-
-/// Turns the multipart extractor's refusals into MAX errors that say what to do.
-pub fn multipart_error(err: &actix_web::Error, max_body_bytes: usize) -> ApiError {
-    match err.as_error::<MultipartError>() {
-        Some(
-            MultipartError::ContentTypeMissing
-            | MultipartError::ContentTypeParse
-            | MultipartError::ContentTypeIncompatible,
-        ) => ApiError::UnsupportedMediaType(format!(
-            "this route takes multipart/form-data: {UPLOAD_HINT}"
-        )),
-        Some(err) if is_overflow(err) => ApiError::PayloadTooLarge {
-            limit: max_body_bytes,
-        },
-        _ => ApiError::BadRequest(format!("malformed multipart body ({err}): {UPLOAD_HINT}")),
-    }
-}
-
-fn is_overflow(err: &MultipartError) -> bool {
-    match err {
-        MultipartError::Payload(PayloadError::Overflow) => true,
-        MultipartError::Field { source, .. } => {
-            source.as_error::<MultipartError>().is_some_and(is_overflow)
-        }
-        _ => false,
-    }
-}

@@ -1,5 +1,7 @@
 //! What the HTTP layer is told at start-up.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -33,6 +35,18 @@ pub struct ApiInfo {
 pub struct ServiceSettings {
     pub metadata: ModelMetadata,
     pub api: ApiInfo,
+    pub limits: RequestLimits,
+}
+
+/// Bounds on what a client may send.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Most parts in one multipart body.
+    pub max_multipart_parts: usize,
+    /// Longest a client may take to send a request's head, and then its body.
+    pub request_timeout: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
 }

@@ -3,11 +3,11 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_multipart::form::MultipartFormConfig;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 use max_mnist_core::DigitModel;
 
+use crate::catch_panic::catch_panic;
 use crate::{openapi, routes, ServiceSettings};
 
 /// What every handler shares.
@@ -34,22 +34,21 @@ impl Application {
         let openapi_json = serde_json::to_vec(&openapi::document(&settings.api))
             .map_err(std::io::Error::other)?
             .into();
-        let max_body_bytes = settings.max_body_bytes;
+        let limits = settings.limits.clone();
         let state = web::Data::new(AppState {
             model,
             settings,
             openapi_json,
         });
         let server = HttpServer::new(move || {
-            let multipart = MultipartFormConfig::default()
-                .total_limit(max_body_bytes)
-                .memory_limit(max_body_bytes);
             App::new()
                 .app_data(state.clone())
-                .app_data(multipart)
+                .wrap(middleware::from_fn(catch_panic))
                 .wrap(middleware::Logger::default())
                 .configure(routes::configure)
         })
+        .client_request_timeout(limits.request_timeout)
+        .keep_alive(limits.keep_alive)
         .listen(listener)?
         .run();
         Ok(Self { port, server })

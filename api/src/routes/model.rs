@@ -1,12 +1,14 @@
 //! The MAX routes: `/model/metadata`, `/model/labels`, `/model/predict`.
 
-use actix_multipart::form::{bytes::Bytes, text::Text, MultipartForm};
+use actix_multipart::Multipart;
+use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpResponse};
 use max_mnist_core::{CoreError, Prediction, NUM_CLASSES};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::{multipart_error, ApiError, ErrorBody, UPLOAD_HINT};
+use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
+use crate::upload::{first_part, read_multipart, Part};
 use crate::{AppState, ModelMetadata};
 
 /// The model's description, from `config.toml`'s `[metadata]`.
@@ -48,7 +50,7 @@ pub async fn labels() -> HttpResponse {
 }
 
 /// A digit image upload.
-#[derive(MultipartForm, ToSchema)]
+#[derive(ToSchema)]
 pub struct PredictForm {
     /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. A 28×28 grayscale image is used as it is.
     #[schema(value_type = String, format = Binary)]
@@ -58,7 +60,29 @@ pub struct PredictForm {
     image: Option<Bytes>,
     /// How many of the most probable digits to return, 1 to 10 (default 1).
     #[schema(value_type = Option<u8>, minimum = 1, maximum = 10, example = 1)]
-    top_k: Option<Text<String>>,
+    top_k: Option<String>,
+}
+
+impl PredictForm {
+    /// Unknown fields are ignored, as MAX's Flask parser does; the first of duplicates wins.
+    fn from_parts(parts: &[Part]) -> Result<Self, ApiError> {
+        let top_k = first_part(parts, &["top_k"])
+            .map(|part| {
+                std::str::from_utf8(&part.data)
+                    .map(str::to_owned)
+                    .map_err(|_| {
+                        ApiError::BadRequest(
+                            "top_k must be text, a whole number from 1 to 10".into(),
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            file: first_part(parts, &["file"]).map(|part| part.data.clone()),
+            image: first_part(parts, &["image"]).map(|part| part.data.clone()),
+            top_k,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,18 +118,18 @@ pub struct PredictResponse {
 #[post("/model/predict")]
 pub async fn predict(
     state: web::Data<AppState>,
-    form: Result<MultipartForm<PredictForm>, actix_web::Error>,
+    multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
-    let MultipartForm(form) =
-        form.map_err(|err| multipart_error(&err, state.settings.max_body_bytes))?;
-    let top_k = parse_top_k(form.top_k.as_ref().map(|t| t.as_str()))?;
+    let parts = read_multipart(multipart, &state.settings.limits).await?;
+    let form = PredictForm::from_parts(&parts)?;
+    let top_k = parse_top_k(form.top_k.as_deref())?;
     let upload = form
         .file
         .or(form.image)
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
     let model = state.model.clone();
     let predictions = web::block(move || -> Result<Vec<Prediction>, CoreError> {
-        let input = model.pre_process(&upload.data)?;
+        let input = model.pre_process(&upload)?;
         let logits = model.predict(std::slice::from_ref(&input))?;
         Ok(logits
             .first()
