@@ -68,7 +68,7 @@ impl DigitModel for MnistClassifier {
     fn pre_process(&self, image: &[u8]) -> Result<ModelInput, CoreError> {
         let decoded = image_input::decode(image, &self.limits)?;
         Ok(ModelInput::from_pixels(&image_input::to_mnist_pixels(
-            &decoded,
+            decoded,
         )))
     }
 

@@ -9,6 +9,8 @@ pub enum InputError {
         "the upload is not an image in a supported format: send PNG, JPEG, GIF, BMP, WebP or TIFF"
     )]
     UnrecognisedFormat,
+    #[error("the upload is {0}, not a picture made of pixels: export or screenshot it as PNG and send that")]
+    NotRaster(&'static str),
     #[error("the image could not be decoded ({0}): send a complete, valid image file")]
     Undecodable(String),
     #[error("the image is {width}×{height} pixels, more than the limit of {limit} pixels (setting limits.max_image_pixels): send a smaller image")]

@@ -22,7 +22,7 @@ impl Default for ImageLimits {
         Self {
             max_image_pixels: 40_000_000,
             max_image_side: 16_384,
-            max_decoder_bytes: 128 << 20,
+            max_decoder_bytes: 64 << 20,
         }
     }
 }
@@ -36,7 +36,10 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
         .with_guessed_format()
         .map_err(|err| InputError::Undecodable(err.to_string()))?;
     if reader.format().is_none() {
-        return Err(InputError::UnrecognisedFormat);
+        return Err(match document_kind(bytes) {
+            Some(kind) => InputError::NotRaster(kind),
+            None => InputError::UnrecognisedFormat,
+        });
     }
     // A second guard: decoders that honour `max_alloc` also bound their working memory.
     let mut decoder_limits = image::Limits::default();
@@ -71,6 +74,20 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
     DynamicImage::from_decoder(decoder).map_err(|err| decode_error(err, limits))
 }
 
+/// Vector drawings and documents people send for a digit: named, so the answer can say what to do.
+fn document_kind(bytes: &[u8]) -> Option<&'static str> {
+    let head = &bytes[..bytes.len().min(1024)];
+    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    if text.starts_with("%pdf-") {
+        Some("a PDF document")
+    } else if text.starts_with('<') && text.contains("<svg") {
+        Some("an SVG drawing")
+    } else {
+        None
+    }
+}
+
 fn decode_error(err: image::ImageError, limits: &ImageLimits) -> InputError {
     match err {
         image::ImageError::Limits(_) => InputError::DecoderMemory {
@@ -85,7 +102,7 @@ fn decode_error(err: image::ImageError, limits: &ImageLimits) -> InputError {
 ///
 /// A 28×28 single-channel image is MNIST format and is taken as it is: that reproduces the upstream
 /// logits. Anything else is normalised the way MNIST was made ([`normalise::mnist_style`]).
-pub fn to_mnist_pixels(image: &DynamicImage) -> [u8; IMAGE_PIXELS] {
+pub fn to_mnist_pixels(image: DynamicImage) -> [u8; IMAGE_PIXELS] {
     let side = IMAGE_SIDE as u32;
     let single_channel = matches!(
         image,
@@ -133,7 +150,7 @@ mod tests {
         let png = encode(&DynamicImage::ImageLuma8(gray.clone()), ImageFormat::Png);
         let decoded = decode(&png, &ImageLimits::default()).expect("decodes");
         assert_eq!(
-            to_mnist_pixels(&decoded).as_slice(),
+            to_mnist_pixels(decoded).as_slice(),
             gray.as_raw().as_slice()
         );
     }
@@ -146,7 +163,7 @@ mod tests {
                 rgb.put_pixel(x, y, image::Rgb([10, 10, 10]));
             }
         }
-        let pixels = to_mnist_pixels(&DynamicImage::ImageRgb8(rgb));
+        let pixels = to_mnist_pixels(DynamicImage::ImageRgb8(rgb));
         let inked: Vec<usize> = (0..IMAGE_PIXELS).filter(|&i| pixels[i] > 128).collect();
         assert_eq!(inked.len(), 10 * 20, "a 3×6 block becomes 10×20");
         assert!(inked
@@ -206,6 +223,17 @@ mod tests {
         assert!(matches!(decode(b"", &limits), Err(InputError::Empty)));
         assert!(matches!(
             decode(b"%PDF-1.7 ...", &limits),
+            Err(InputError::NotRaster("a PDF document"))
+        ));
+        assert!(matches!(
+            decode(
+                b"\xef\xbb\xbf<?xml version=\"1.0\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+                &limits
+            ),
+            Err(InputError::NotRaster("an SVG drawing"))
+        ));
+        assert!(matches!(
+            decode(b"hello, this is text", &limits),
             Err(InputError::UnrecognisedFormat)
         ));
         assert!(matches!(

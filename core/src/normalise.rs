@@ -25,7 +25,7 @@ const BACKGROUND_QUANTILE: f32 = 0.9;
 pub type FloatImage = ImageBuffer<Luma<f32>, Vec<f32>>;
 
 /// The MNIST-style 28×28 pixels of any image.
-pub fn mnist_style(image: &DynamicImage) -> [u8; IMAGE_PIXELS] {
+pub fn mnist_style(image: DynamicImage) -> [u8; IMAGE_PIXELS] {
     let ink = ink_bright(shrink(composite_luma(image)));
     let filtered = median3(&ink);
     let Some(levels) = Levels::measure(&ink, &filtered) else {
@@ -41,19 +41,48 @@ pub fn mnist_style(image: &DynamicImage) -> [u8; IMAGE_PIXELS] {
 }
 
 /// Luma (ITU-R 601, as PIL's `convert("L")`) of the image composited onto white.
-pub fn composite_luma(image: &DynamicImage) -> GrayImage {
-    if let DynamicImage::ImageLuma8(gray) = image {
-        return gray.clone();
-    }
+///
+/// 8-bit images are converted in their own buffer, so that a big upload is not held twice.
+pub fn composite_luma(image: DynamicImage) -> GrayImage {
     let (width, height) = image.dimensions();
-    let mut gray = GrayImage::new(width, height);
-    for (x, y, pixel) in image.pixels() {
-        let [r, g, b, a] = pixel.0.map(u32::from);
-        let luma = (299 * r + 587 * g + 114 * b + 500) / 1000;
-        let on_white = (luma * a + 255 * (255 - a) + 127) / 255;
-        gray.put_pixel(x, y, Luma([on_white as u8]));
+    let raw = match image {
+        DynamicImage::ImageLuma8(gray) => return gray,
+        DynamicImage::ImageLumaA8(gray) => luma_in_place(gray.into_raw(), 2),
+        DynamicImage::ImageRgb8(rgb) => luma_in_place(rgb.into_raw(), 3),
+        DynamicImage::ImageRgba8(rgba) => luma_in_place(rgba.into_raw(), 4),
+        other => other
+            .pixels()
+            .map(|(_, _, pixel)| luma_on_white(pixel.0))
+            .collect(),
+    };
+    GrayImage::from_raw(width, height, raw).unwrap_or_default()
+}
+
+/// Overwrites the start of `raw` (pixels of `channels` bytes: LA, RGB or RGBA) with their luma on
+/// white; pixel i is read before byte i is written, since i ≤ i × channels.
+fn luma_in_place(mut raw: Vec<u8>, channels: usize) -> Vec<u8> {
+    let pixels = raw.len() / channels;
+    for i in 0..pixels {
+        let at = i * channels;
+        let rgba = match raw.get(at..at + channels) {
+            Some(&[l, a]) => [l, l, l, a],
+            Some(&[r, g, b]) => [r, g, b, 255],
+            Some(&[r, g, b, a]) => [r, g, b, a],
+            _ => [255; 4],
+        };
+        if let Some(slot) = raw.get_mut(i) {
+            *slot = luma_on_white(rgba);
+        }
     }
-    gray
+    raw.truncate(pixels);
+    raw.shrink_to_fit();
+    raw
+}
+
+fn luma_on_white(rgba: [u8; 4]) -> u8 {
+    let [r, g, b, a] = rgba.map(u32::from);
+    let luma = (299 * r + 587 * g + 114 * b + 500) / 1000;
+    ((luma * a + 255 * (255 - a) + 127) / 255) as u8
 }
 
 /// Shrinks by area averaging so that the longer side is at most [`WORKING_SIDE`].
@@ -219,4 +248,206 @@ pub fn centre_by_mass(digit: &FloatImage) -> [u8; IMAGE_PIXELS] {
         }
     }
     canvas
+}
+
+#[cfg(test)]
+mod tests {
+    use image::{Rgb, RgbImage, Rgba, RgbaImage};
+
+    use super::*;
+
+    /// A `width`×`height` image of `background` with the rectangle `ink` filled with `ink_value`.
+    fn gray_with_block(
+        width: u32,
+        height: u32,
+        background: u8,
+        ink: Rect,
+        ink_value: u8,
+    ) -> GrayImage {
+        GrayImage::from_fn(width, height, |x, y| {
+            let inside =
+                (ink.x..ink.x + ink.width).contains(&x) && (ink.y..ink.y + ink.height).contains(&y);
+            Luma([if inside { ink_value } else { background }])
+        })
+    }
+
+    fn rect(x: u32, y: u32, width: u32, height: u32) -> Rect {
+        Rect {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    /// Bounding box of the pixels above half brightness in a 28×28 canvas.
+    fn canvas_box(pixels: &[u8; IMAGE_PIXELS]) -> Option<Rect> {
+        bounding_box(28, 28, |x, y| pixels[(y * 28 + x) as usize] > 127)
+    }
+
+    fn centre_of_mass(pixels: &[u8; IMAGE_PIXELS]) -> (f64, f64) {
+        let (mut mass, mut sx, mut sy) = (0.0, 0.0, 0.0);
+        for (i, &p) in pixels.iter().enumerate() {
+            let value = f64::from(p);
+            mass += value;
+            sx += value * ((i % 28) as f64 + 0.5);
+            sy += value * ((i / 28) as f64 + 0.5);
+        }
+        (sx / mass, sy / mass)
+    }
+
+    #[test]
+    fn alpha_is_composited_onto_white_and_luma_follows_itu_601() {
+        let image = RgbaImage::from_fn(4, 1, |x, _| match x {
+            0 => Rgba([0, 0, 0, 0]),       // transparent: white paper
+            1 => Rgba([255, 0, 0, 255]),   // red: 0.299 × 255
+            2 => Rgba([0, 0, 0, 128]),     // half-transparent black
+            _ => Rgba([10, 200, 30, 255]), // green
+        });
+        let gray = composite_luma(DynamicImage::ImageRgba8(image.clone()));
+        assert_eq!(gray.as_raw(), &vec![255, 76, 127, 124]);
+        let rgba16 = DynamicImage::ImageRgba16(DynamicImage::ImageRgba8(image).to_rgba16());
+        let gray = composite_luma(rgba16);
+        assert_eq!(gray.as_raw(), &vec![255, 76, 127, 124]);
+    }
+
+    #[test]
+    fn a_light_border_is_inverted_and_a_dark_one_kept() {
+        let paper = gray_with_block(10, 10, 230, rect(3, 3, 4, 4), 20);
+        let inverted = ink_bright(paper);
+        assert_eq!(inverted.get_pixel(0, 0).0[0], 25);
+        assert_eq!(inverted.get_pixel(4, 4).0[0], 235);
+        let board = gray_with_block(10, 10, 20, rect(3, 3, 4, 4), 230);
+        assert_eq!(ink_bright(board.clone()), board);
+    }
+
+    #[test]
+    fn levels_span_background_to_ink_and_a_flat_image_has_none() {
+        let image = gray_with_block(20, 20, 40, rect(5, 5, 8, 8), 200);
+        let levels = Levels::measure(&image, &median3(&image)).expect("ink");
+        assert_eq!(levels.stretch(40), 0.0);
+        assert_eq!(levels.stretch(10), 0.0);
+        assert_eq!(levels.stretch(200), 1.0);
+        assert!((levels.stretch(120) - 0.5).abs() < 1e-6);
+        let flat = GrayImage::from_pixel(20, 20, Luma([90]));
+        assert_eq!(Levels::measure(&flat, &flat), None);
+        let faint = gray_with_block(20, 20, 40, rect(5, 5, 8, 8), 50);
+        assert_eq!(Levels::measure(&faint, &median3(&faint)), None);
+    }
+
+    #[test]
+    fn the_median_filter_removes_specks_and_keeps_strokes() {
+        let mut image = gray_with_block(12, 12, 0, rect(2, 2, 3, 8), 255);
+        image.put_pixel(9, 9, Luma([255]));
+        let filtered = median3(&image);
+        assert_eq!(filtered.get_pixel(9, 9).0[0], 0, "the speck is gone");
+        assert_eq!(filtered.get_pixel(3, 5).0[0], 255, "the stroke stays");
+    }
+
+    #[test]
+    fn the_bounding_box_ignores_salt_noise_and_finds_thin_strokes() {
+        let mut image = gray_with_block(40, 30, 0, rect(10, 6, 7, 15), 220);
+        for (x, y) in [(1, 1), (38, 2), (35, 27), (2, 25), (25, 14)] {
+            image.put_pixel(x, y, Luma([255]));
+        }
+        let filtered = median3(&image);
+        let levels = Levels::measure(&image, &filtered).expect("ink");
+        assert_eq!(
+            ink_bounding_box(&image, &filtered, &levels),
+            Some(rect(10, 6, 7, 15))
+        );
+
+        let line = gray_with_block(40, 30, 0, rect(12, 3, 1, 20), 255);
+        let filtered = median3(&line);
+        let levels = Levels {
+            background: 0.0,
+            peak: 255.0,
+        };
+        assert_eq!(
+            ink_bounding_box(&line, &filtered, &levels),
+            Some(rect(12, 3, 1, 20))
+        );
+    }
+
+    #[test]
+    fn the_longer_side_becomes_20_pixels_keeping_the_aspect() {
+        let tall = FloatImage::from_pixel(10, 40, Luma([1.0]));
+        assert_eq!(scale_to_box(&tall).dimensions(), (5, 20));
+        let wide = FloatImage::from_pixel(300, 100, Luma([1.0]));
+        let scaled = scale_to_box(&wide);
+        assert_eq!(scaled.dimensions(), (20, 7));
+        assert!(scaled.pixels().all(|p| (0.0..=1.0).contains(&p.0[0])));
+        let sliver = FloatImage::from_pixel(1000, 1, Luma([1.0]));
+        assert_eq!(scale_to_box(&sliver).dimensions(), (20, 1));
+    }
+
+    #[test]
+    fn the_centre_of_mass_lands_on_14_14_and_the_digit_stays_whole() {
+        let block = FloatImage::from_pixel(10, 20, Luma([1.0]));
+        let canvas = centre_by_mass(&block);
+        assert_eq!(canvas_box(&canvas), Some(rect(9, 4, 10, 20)));
+        assert_eq!(centre_of_mass(&canvas), (14.0, 14.0));
+
+        // Mass in the left column only: the shift that would centre it would push the digit out.
+        let lopsided = FloatImage::from_fn(20, 20, |x, _| Luma([if x < 2 { 1.0 } else { 0.05 }]));
+        let canvas = centre_by_mass(&lopsided);
+        assert_eq!(
+            canvas[4 * 28 + 8],
+            255,
+            "placed at the right edge's limit, x = 8"
+        );
+        assert_eq!(canvas[4 * 28 + 27], 13);
+    }
+
+    #[test]
+    fn a_picture_without_ink_gives_a_black_canvas() {
+        for image in [
+            DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 200, Rgb([250, 250, 240]))),
+            DynamicImage::ImageRgba8(RgbaImage::new(50, 50)),
+            DynamicImage::ImageLuma8(GrayImage::new(1, 1)),
+        ] {
+            assert_eq!(mnist_style(image), [0; IMAGE_PIXELS]);
+        }
+    }
+
+    #[test]
+    fn colours_polarity_and_size_do_not_change_the_result() {
+        // An "L" drawn at 100×100: a reference in white on black.
+        let draw = |scale: u32, ink: [u8; 3], paper: [u8; 3]| {
+            RgbImage::from_fn(100 * scale, 100 * scale, |x, y| {
+                let (x, y) = (x / scale, y / scale);
+                let stroke = ((30..40).contains(&x) && (20..80).contains(&y))
+                    || ((30..65).contains(&x) && (70..80).contains(&y));
+                Rgb(if stroke { ink } else { paper })
+            })
+        };
+        let reference = mnist_style(DynamicImage::ImageRgb8(draw(1, [255; 3], [0; 3])));
+        assert_eq!(canvas_box(&reference).map(|b| b.height), Some(20));
+        for (scale, ink, paper) in [
+            (1, [0, 0, 0], [255, 255, 255]),
+            (1, [200, 30, 30], [250, 240, 150]),
+            (3, [20, 20, 120], [240, 240, 240]),
+        ] {
+            let result = mnist_style(DynamicImage::ImageRgb8(draw(scale, ink, paper)));
+            let size =
+                |pixels: &[u8; IMAGE_PIXELS]| canvas_box(pixels).map(|b| (b.width, b.height));
+            assert_eq!(
+                size(&result),
+                size(&reference),
+                "scale {scale}, ink {ink:?}"
+            );
+            let (x, y) = centre_of_mass(&result);
+            assert!(
+                (x - 14.0).abs() <= 0.5 && (y - 14.0).abs() <= 0.5,
+                "centre ({x}, {y})"
+            );
+            let mass =
+                |pixels: &[u8; IMAGE_PIXELS]| pixels.iter().map(|&p| f64::from(p)).sum::<f64>();
+            let ratio = mass(&result) / mass(&reference);
+            assert!(
+                (0.95..=1.05).contains(&ratio),
+                "scale {scale}, ink {ink:?}: mass ratio {ratio}"
+            );
+        }
+    }
 }
