@@ -50,6 +50,7 @@ pub struct AssetSettings {
 pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_multipart_parts: usize,
+    pub max_concurrent_decodes: usize,
     pub max_image_pixels: u64,
     pub max_image_side: u32,
     pub max_decoder_bytes: u64,
@@ -91,6 +92,7 @@ impl Settings {
             limits: RequestLimits {
                 max_body_bytes: self.limits.max_body_bytes,
                 max_multipart_parts: self.limits.max_multipart_parts,
+                max_concurrent_decodes: self.limits.max_concurrent_decodes,
                 request_timeout: Duration::from_secs(self.limits.request_timeout_secs),
                 keep_alive: Duration::from_secs(self.limits.keep_alive_secs),
             },

@@ -63,6 +63,9 @@ impl From<CoreError> for ApiError {
                 | InputError::SideTooLong { .. }
                 | InputError::DecoderMemory { .. }),
             ) => Self::ImageTooLarge(err.to_string()),
+            CoreError::Input(err @ InputError::NotRaster(_)) => {
+                Self::UnsupportedMediaType(err.to_string())
+            }
             CoreError::Input(err) => Self::BadRequest(err.to_string()),
             other => Self::Internal(other.to_string()),
         }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub settings: ServiceSettings,
     /// Serialised once at start-up.
     pub openapi_json: web::Bytes,
+    /// Bounds the images being decoded at once, and so the memory they take.
+    pub decode_slots: tokio::sync::Semaphore,
 }
 
 /// The server, bound and ready to run. Tests bind port 0 and read [`Application::port`].
@@ -37,6 +39,9 @@ impl Application {
         let limits = settings.limits.clone();
         let state = web::Data::new(AppState {
             model,
+            decode_slots: tokio::sync::Semaphore::new(
+                settings.limits.max_concurrent_decodes.max(1),
+            ),
             settings,
             openapi_json,
         });

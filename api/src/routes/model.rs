@@ -127,6 +127,11 @@ pub async fn predict(
         .file
         .or(form.image)
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
+    let _decode_slot = state
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
     let model = state.model.clone();
     let predictions = web::block(move || -> Result<Vec<Prediction>, CoreError> {
         let input = model.pre_process(&upload)?;
