@@ -1,15 +1,14 @@
 //! The `max-mnist` binary itself.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::helpers::{
-    free_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, BINARY,
-    UPSTREAM_SHA512,
+    free_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, ServerProcess,
+    BINARY, UPSTREAM_SHA512,
 };
 
 const ARCHIVE: &str = "mnist-classifier.tar.gz";
@@ -262,27 +261,10 @@ fn healthcheck_follows_the_server() {
 
 #[test]
 fn the_server_answers_and_stops_cleanly_on_sigterm() {
-    let port = free_port().to_string();
-    let mut server = Command::new(BINARY)
-        .current_dir(project_root())
-        .args(["serve", "--host", "127.0.0.1", "--port", &port, "--weights"])
-        .arg(upstream_weights())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the server");
-    let url = format!("http://127.0.0.1:{port}");
-    let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client.get(format!("{url}/ping")).send().is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = ServerProcess::start(&[]);
     let form = crate::helpers::image_form("file", crate::helpers::sample(9));
-    let body: Value = client
-        .post(format!("{url}/model/predict"))
+    let body: Value = reqwest::blocking::Client::new()
+        .post(format!("{}/model/predict", server.url))
         .multipart(form)
         .send()
         .expect("POST")
@@ -291,13 +273,13 @@ fn the_server_answers_and_stops_cleanly_on_sigterm() {
     assert_eq!(body["predictions"][0]["prediction"], 9);
 
     let killed = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .expect("kill");
     assert!(killed.success());
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = server.try_wait().expect("wait") {
+        if let Some(status) = server.child.try_wait().expect("wait") {
             break status;
         }
         assert!(
@@ -306,12 +288,5 @@ fn the_server_answers_and_stops_cleanly_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut log = String::new();
-    server
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut log)
-        .expect("read the log");
-    assert!(status.success(), "exit status {status:?}\n{log}");
+    assert!(status.success(), "exit status {status:?}\n{}", server.log());
 }

@@ -97,9 +97,7 @@ pub fn data_dir(var: &str) -> Option<PathBuf> {
             panic!("{var} is not set: .ci/run must set it")
         }
         None => {
-            eprintln!(
-                "note: {var} is not set, so this check of PyTorch's reference outputs is skipped"
-            );
+            eprintln!("note: {var} is not set, so the check that needs it is skipped");
             None
         }
     }
@@ -283,4 +281,73 @@ fn answer(mut stream: TcpStream, name: &str, body: &[u8]) {
     let _ = stream
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(body));
+}
+
+/// The real binary serving on a free loopback port, as a process of its own (so that its memory can
+/// be read and signals sent). Its log goes to a file; it is killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    log_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `max-mnist serve` with the upstream weights and `extra_args`, and waits for `/ping`.
+    pub fn start(extra_args: &[&str]) -> Self {
+        let port = free_port().to_string();
+        let logs = project_root().join("target").join("test-logs");
+        std::fs::create_dir_all(&logs).expect("create target/test-logs");
+        let log_path = logs.join(format!("server-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("create the server log");
+        let child = Command::new(BINARY)
+            .current_dir(project_root())
+            .args(["serve", "--host", "127.0.0.1", "--port", &port, "--weights"])
+            .arg(upstream_weights())
+            .args(extra_args)
+            .env_remove("HOST")
+            .env_remove("PORT")
+            .env("RUST_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("start the server");
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log_path,
+        };
+        let client = reqwest::blocking::Client::new();
+        let started = std::time::Instant::now();
+        while client.get(format!("{}/ping", server.url)).send().is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the server did not come up:\n{}",
+                server.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        server
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The process's peak resident set size (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc/PID/status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line");
+        kib * 1024
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

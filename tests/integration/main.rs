@@ -2,8 +2,10 @@
 //! the real binary for the CLI.
 
 mod cli;
+mod corpus;
 mod docs_routes;
 mod exactness;
 mod helpers;
+mod hostile_input;
 mod model_routes;
 mod weights;
