@@ -1,9 +1,10 @@
-//! Reading request bodies within the configured limits: size, number of multipart parts, time.
+//! Reading request bodies within the configured limits: size, multipart parts, JSON depth, time.
 
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::error::PayloadError;
 use actix_web::web::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 
 use crate::errors::{ApiError, UPLOAD_HINT};
 use crate::settings::RequestLimits;
@@ -88,5 +89,89 @@ fn is_overflow(err: &MultipartError) -> bool {
             source.as_error::<MultipartError>().is_some_and(is_overflow)
         }
         _ => false,
+    }
+}
+
+/// Parses a JSON body after checking that it nests no deeper than `limits.max_json_depth`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8], limits: &RequestLimits) -> Result<T, ApiError> {
+    let depth = json_depth(body);
+    if depth > limits.max_json_depth {
+        return Err(ApiError::BadRequest(format!(
+            "the JSON body nests {depth} levels deep, more than {} (setting limits.max_json_depth)",
+            limits.max_json_depth
+        )));
+    }
+    serde_json::from_slice(body).map_err(|err| {
+        ApiError::BadRequest(format!("the body is not the JSON this route takes: {err}"))
+    })
+}
+
+/// The deepest nesting of arrays and objects, found without parsing (strings skipped).
+fn json_depth(body: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn limits() -> RequestLimits {
+        RequestLimits {
+            max_body_bytes: 1024,
+            max_multipart_parts: 4,
+            max_concurrent_decodes: 1,
+            max_json_depth: 4,
+            request_timeout: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn depth_counts_arrays_and_objects_but_not_brackets_in_strings() {
+        assert_eq!(json_depth(b"42"), 0);
+        assert_eq!(json_depth(br#"{"a": [1, [2]], "b": {}}"#), 3);
+        assert_eq!(json_depth(br#"{"data": "[[[[[[\"]]]"}"#), 1);
+        assert_eq!(json_depth(br#"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["#), 38);
+    }
+
+    #[test]
+    fn deep_or_malformed_json_is_a_400_naming_the_problem() {
+        let deep = "[".repeat(5) + &"]".repeat(5);
+        match parse_json::<serde_json::Value>(deep.as_bytes(), &limits()) {
+            Err(ApiError::BadRequest(message)) => {
+                assert!(message.contains("limits.max_json_depth"), "{message}")
+            }
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        match parse_json::<serde_json::Value>(br#"{"instances": ["#, &limits()) {
+            Err(ApiError::BadRequest(message)) => assert!(message.contains("EOF"), "{message}"),
+            other => panic!("expected a 400, got {other:?}"),
+        }
+        let value: serde_json::Value =
+            parse_json(br#"{"instances": [[1, 2]]}"#, &limits()).expect("parses");
+        assert_eq!(value["instances"][0][1], 2);
     }
 }
