@@ -55,9 +55,16 @@ pub struct MnistClassifier {
 impl MnistClassifier {
     /// Loads the weights at `path` (legacy or zip `.pt`/`.pth`, or `.safetensors`).
     pub fn load(path: &Path, limits: ImageLimits) -> Result<Self, CoreError> {
-        let state_dict = weights::load_state_dict(path)?;
+        Self::from_state_dict(&weights::load_state_dict(path)?, limits)
+    }
+
+    /// Builds the network from tensors already read (and checked) by [`weights`].
+    pub fn from_state_dict(
+        state_dict: &weights::StateDict,
+        limits: ImageLimits,
+    ) -> Result<Self, CoreError> {
         Ok(Self {
-            net: MyConvNet::from_state_dict(&state_dict)?,
+            net: MyConvNet::from_state_dict(state_dict)?,
             limits,
             device: Device::Cpu,
         })
