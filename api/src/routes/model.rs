@@ -111,8 +111,10 @@ pub struct PredictResponse {
     responses(
         (status = 200, description = "The most probable digits", body = PredictResponse),
         (status = 400, description = "No image, an undecodable image, or a bad `top_k`", body = ErrorBody),
+        (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = ErrorBody),
         (status = 413, description = "The upload or the image is too large", body = ErrorBody),
-        (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
+        (status = 415, description = "The body is not multipart/form-data, or the upload is an SVG or a PDF", body = ErrorBody),
+        (status = 500, description = "A bug; the server keeps serving", body = ErrorBody),
     )
 )]
 #[post("/model/predict")]

@@ -140,7 +140,14 @@ pub fn read_zip(bytes: &[u8]) -> Result<HashMap<String, Tensor>, WeightsError> {
 
 fn read_pickle(cursor: &mut Cursor<&[u8]>, what: &str) -> Result<Object, WeightsError> {
     let mut stack = Stack::empty();
-    let parsed = stack.read_loop(cursor).and_then(|()| stack.finalize());
+    let parsed = loop {
+        refuse_overlong_string(cursor, what)?;
+        match stack.read(cursor) {
+            Ok(false) => {}
+            Ok(true) => break stack.finalize(),
+            Err(err) => break Err(err),
+        }
+    };
     parsed.map_err(|err| {
         if cursor.position() >= cursor.get_ref().len() as u64 {
             WeightsError::Truncated(format!("the file ends inside {what} ({err})"))
@@ -148,6 +155,28 @@ fn read_pickle(cursor: &mut Cursor<&[u8]>, what: &str) -> Result<Object, Weights
             WeightsError::Malformed(format!("cannot parse {what}: {err}"))
         }
     })
+}
+
+/// candle's reader allocates a BINUNICODE string's declared length before reading it: a few bytes
+/// declaring 4 GiB would take 4 GiB. Found by `fuzz/fuzz_targets/checkpoint.rs`.
+fn refuse_overlong_string(cursor: &Cursor<&[u8]>, what: &str) -> Result<(), WeightsError> {
+    const BINUNICODE: u8 = b'X';
+    let rest = cursor
+        .get_ref()
+        .get(usize::try_from(cursor.position()).unwrap_or(usize::MAX)..)
+        .unwrap_or_default();
+    if let Some((&BINUNICODE, after)) = rest.split_first() {
+        if let Some((len, text)) = after.split_first_chunk::<4>() {
+            let len = u32::from_le_bytes(*len) as usize;
+            if len > text.len() {
+                return Err(WeightsError::Truncated(format!(
+                    "{what} declares a {len}-byte string, but only {} bytes follow",
+                    text.len()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn take<'a>(
@@ -404,6 +433,23 @@ fn dict_get<'a>(object: &'a Object, key: &str) -> Option<&'a Object> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_longer_than_the_file_is_refused_before_it_is_allocated() {
+        // PROTO 2, BINUNICODE declaring 4 GiB − 1 bytes, then three bytes.
+        let pickle = b"\x80\x02X\xff\xff\xff\xffabc";
+        match read_pickle(&mut Cursor::new(&pickle[..]), "the state dict") {
+            Err(WeightsError::Truncated(message)) => {
+                assert!(message.contains("4294967295-byte string"), "{message}")
+            }
+            other => panic!("expected a truncation error, got {other:?}"),
+        }
+        let fine = b"\x80\x02X\x02\x00\x00\x00ok.";
+        assert!(matches!(
+            read_pickle(&mut Cursor::new(&fine[..]), "a string"),
+            Ok(Object::Unicode(text)) if text == "ok"
+        ));
+    }
 
     #[test]
     fn gather_reads_a_transposed_view() {
