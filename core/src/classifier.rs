@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::convnet::MyConvNet;
 use crate::image_input::{self, ImageLimits};
 use crate::weights;
-use crate::{CoreError, IMAGE_PIXELS, NUM_CLASSES};
+use crate::{CoreError, InputError, IMAGE_PIXELS, NUM_CLASSES};
 
 /// One normalised 28×28 image, row-major: what the network takes.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,29 @@ impl ModelInput {
     /// Applies the MNIST input transform to 28×28 grayscale pixels.
     pub fn from_pixels(pixels: &[u8; IMAGE_PIXELS]) -> Self {
         Self(Box::new(pixels.map(image_input::normalise_pixel)))
+    }
+
+    /// A numeric tensor instance (KServe): 784 intensities, row-major, in 0..1 as `ToTensor` makes
+    /// them, or in 0..255 when any value exceeds 1 (SPEC input rule 4).
+    pub fn from_intensities(values: &[f64]) -> Result<Self, InputError> {
+        if values.len() != IMAGE_PIXELS {
+            return Err(InputError::TensorSize {
+                found: values.len(),
+            });
+        }
+        if let Some(&bad) = values.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+            return Err(InputError::TensorValue { value: bad });
+        }
+        let scale = if values.iter().any(|&v| v > 1.0) {
+            255.0
+        } else {
+            1.0
+        };
+        let mut input = Box::new([0f32; IMAGE_PIXELS]);
+        for (slot, &value) in input.iter_mut().zip(values) {
+            *slot = ((value / scale - 0.5) / 0.5) as f32;
+        }
+        Ok(Self(input))
     }
 }
 
@@ -130,6 +153,43 @@ pub fn top_predictions(logits: &Logits, top_k: usize) -> Vec<Prediction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numeric_instances_in_0_1_or_0_255_match_the_image_path() {
+        let pixels: [u8; IMAGE_PIXELS] = std::array::from_fn(|i| (i * 7 % 256) as u8);
+        let from_image = ModelInput::from_pixels(&pixels);
+        let unit: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+        let bytes: Vec<f64> = pixels.iter().map(|&p| f64::from(p)).collect();
+        for values in [unit, bytes] {
+            let input = ModelInput::from_intensities(&values).expect("valid");
+            let worst = input
+                .0
+                .iter()
+                .zip(from_image.0.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-6, "{worst}");
+        }
+    }
+
+    #[test]
+    fn numeric_instances_of_the_wrong_size_or_range_are_refused() {
+        assert!(matches!(
+            ModelInput::from_intensities(&[0.5; 783]),
+            Err(InputError::TensorSize { found: 783 })
+        ));
+        for bad in [-0.1, 256.0, f64::NAN, f64::INFINITY] {
+            let mut values = vec![0.0; IMAGE_PIXELS];
+            values[100] = bad;
+            assert!(
+                matches!(
+                    ModelInput::from_intensities(&values),
+                    Err(InputError::TensorValue { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn softmax_sums_to_one_and_survives_large_logits() {

@@ -19,6 +19,10 @@ pub enum InputError {
     ZeroSize { width: u32, height: u32 },
     #[error("the image is {width}×{height} pixels, a side longer than the limit of {limit} (setting limits.max_image_side): send a smaller image")]
     SideTooLong { width: u32, height: u32, limit: u32 },
+    #[error("a numeric instance has {found} values; send 784 (shape [28,28], [1,28,28] or [784])")]
+    TensorSize { found: usize },
+    #[error("a numeric instance holds {value}; send intensities in 0..1 (or 0..255), finite")]
+    TensorValue { value: f64 },
     #[error("decoding the image would need more than {limit} bytes of memory (setting limits.max_decoder_bytes): send a smaller image")]
     DecoderMemory { limit: u64 },
 }
