@@ -34,6 +34,8 @@ pub struct ServerSettings {
 #[serde(deny_unknown_fields)]
 pub struct ModelSettings {
     pub weights: PathBuf,
+    pub name: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +90,8 @@ impl Settings {
 
     pub fn service_settings(&self) -> ServiceSettings {
         ServiceSettings {
+            model_name: self.model.name.clone(),
+            model_version: self.model.version.clone(),
             metadata: self.metadata.clone(),
             api: self.api.clone(),
             limits: RequestLimits {

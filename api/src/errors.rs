@@ -19,6 +19,10 @@ pub enum ApiError {
     #[error("the request took longer than {seconds} s to arrive (setting limits.request_timeout_secs): send it faster or raise the limit")]
     Timeout { seconds: u64 },
     #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -40,6 +44,8 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,6 +75,50 @@ impl From<CoreError> for ApiError {
             CoreError::Input(err) => Self::BadRequest(err.to_string()),
             other => Self::Internal(other.to_string()),
         }
+    }
+}
+
+/// An [`ApiError`] answered in TorchServe's shape: `{"code":400,"type":"BadRequestException","message":"…"}`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TorchServeError(#[from] pub ApiError);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TorchServeErrorBody {
+    #[schema(example = 400)]
+    pub code: u16,
+    #[serde(rename = "type")]
+    #[schema(example = "BadRequestException")]
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl ResponseError for TorchServeError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(message) = &self.0 {
+            log::error!("{message}");
+        }
+        let status = self.status_code();
+        let kind = match &self.0 {
+            ApiError::BadRequest(_) => "BadRequestException",
+            ApiError::PayloadTooLarge { .. } | ApiError::ImageTooLarge(_) => {
+                "RequestEntityTooLargeException"
+            }
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaTypeException",
+            ApiError::Timeout { .. } => "RequestTimeoutException",
+            ApiError::NotFound(_) => "ModelNotFoundException",
+            ApiError::NotImplemented(_) => "NotImplementedException",
+            ApiError::Internal(_) => "InternalServerException",
+        };
+        HttpResponse::build(status).json(TorchServeErrorBody {
+            code: status.as_u16(),
+            kind,
+            message: self.0.to_string(),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod catch_panic;
 pub mod errors;
+pub mod inference;
 pub mod openapi;
 pub mod routes;
 pub mod settings;

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, health, model};
+use crate::routes::{docs, health, model, torchserve};
 use crate::{ApiInfo, ModelMetadata};
 
 #[derive(OpenApi)]
@@ -13,6 +13,11 @@ use crate::{ApiInfo, ModelMetadata};
         model::labels,
         model::predict,
         health::ping,
+        torchserve::predictions,
+        torchserve::versioned_predictions,
+        torchserve::explanations,
+        torchserve::models,
+        torchserve::describe_model,
         docs::index,
         docs::swagger_json,
         docs::openapi_json,
@@ -20,6 +25,7 @@ use crate::{ApiInfo, ModelMetadata};
     components(schemas(ErrorBody, ModelMetadata)),
     tags(
         (name = "MAX", description = "Model Asset Exchange routes: metadata, labels, prediction"),
+        (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
         (name = "operations", description = "Health and documentation"),
     )
 )]

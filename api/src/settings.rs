@@ -33,6 +33,9 @@ pub struct ApiInfo {
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
+    /// The model's name and version in the TorchServe and KServe routes.
+    pub model_name: String,
+    pub model_version: String,
     pub metadata: ModelMetadata,
     pub api: ApiInfo,
     pub limits: RequestLimits,

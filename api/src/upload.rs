@@ -2,7 +2,7 @@
 
 use actix_multipart::{Multipart, MultipartError};
 use actix_web::error::PayloadError;
-use actix_web::web::{Bytes, BytesMut};
+use actix_web::web::{self, Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
@@ -92,6 +92,55 @@ fn is_overflow(err: &MultipartError) -> bool {
     }
 }
 
+/// Reads a whole non-multipart body, refusing more than `limits.max_body_bytes` bytes or a body
+/// slower than `limits.request_timeout`.
+pub async fn read_body(
+    mut payload: web::Payload,
+    limits: &RequestLimits,
+) -> Result<Bytes, ApiError> {
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|err| match err {
+                PayloadError::Overflow => ApiError::PayloadTooLarge {
+                    limit: limits.max_body_bytes,
+                },
+                err => ApiError::BadRequest(format!("the request body could not be read: {err}")),
+            })?;
+            if body.len().saturating_add(chunk.len()) > limits.max_body_bytes {
+                return Err(ApiError::PayloadTooLarge {
+                    limit: limits.max_body_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    actix_web::rt::time::timeout(limits.request_timeout, read)
+        .await
+        .map_err(|_| ApiError::Timeout {
+            seconds: limits.request_timeout.as_secs(),
+        })?
+}
+
+/// Base64 (standard or URL-safe alphabet, padding optional, an optional `data:…;base64,` prefix).
+pub fn decode_base64(text: &str) -> Result<Bytes, ApiError> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let text = text.trim();
+    let text = text.split_once(";base64,").map_or(text, |(_, data)| data);
+    let text = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+        .map(Bytes::from)
+        .map_err(|err| {
+            ApiError::BadRequest(format!(
+                "the image is not valid base64 ({err}): encode the file's bytes with base64"
+            ))
+        })
+}
+
 /// Parses a JSON body after checking that it nests no deeper than `limits.max_json_depth`.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8], limits: &RequestLimits) -> Result<T, ApiError> {
     let depth = json_depth(body);
@@ -147,6 +196,29 @@ mod tests {
             request_timeout: Duration::from_secs(1),
             keep_alive: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn base64_in_every_usual_spelling_decodes() {
+        for text in [
+            "iVBORw0KGgo=",
+            "iVBORw0KGgo",
+            " data:image/png;base64,iVBORw0KGgo=\n",
+        ] {
+            assert_eq!(
+                decode_base64(text).ok().as_deref(),
+                Some(&b"\x89PNG\r\n\x1a\n"[..]),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            decode_base64("-_8").ok().as_deref(),
+            Some(&[0xfb, 0xff][..])
+        );
+        assert!(matches!(
+            decode_base64("not base64!"),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 
     #[test]

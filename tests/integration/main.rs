@@ -8,4 +8,5 @@ mod exactness;
 mod helpers;
 mod hostile_input;
 mod model_routes;
+mod torchserve_routes;
 mod weights;

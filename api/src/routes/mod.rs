@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod health;
 pub mod model;
+pub mod torchserve;
 
 use actix_web::web;
 
@@ -10,4 +11,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     docs::configure(cfg);
     health::configure(cfg);
     model::configure(cfg);
+    torchserve::configure(cfg);
 }

@@ -3,11 +3,12 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpResponse};
-use max_mnist_core::{CoreError, Prediction, NUM_CLASSES};
+use max_mnist_core::NUM_CLASSES;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
+use crate::inference::{classify, Instance};
 use crate::upload::{first_part, read_multipart, Part};
 use crate::{AppState, ModelMetadata};
 
@@ -129,22 +130,11 @@ pub async fn predict(
         .file
         .or(form.image)
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
-    let _decode_slot = state
-        .decode_slots
-        .acquire()
-        .await
-        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
-    let model = state.model.clone();
-    let predictions = web::block(move || -> Result<Vec<Prediction>, CoreError> {
-        let input = model.pre_process(&upload)?;
-        let logits = model.predict(std::slice::from_ref(&input))?;
-        Ok(logits
-            .first()
-            .map(|logits| model.post_process(logits, top_k))
-            .unwrap_or_default())
-    })
-    .await
-    .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))??;
+    let logits = classify(&state, vec![Instance::Image(upload)]).await?;
+    let predictions = logits
+        .first()
+        .map(|logits| state.model.post_process(logits, top_k))
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(PredictResponse {
         status: "ok",
         predictions: predictions

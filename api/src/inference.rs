@@ -1,0 +1,40 @@
+//! Every protocol's path to the model: instances pre-processed (images decoded while holding a decode
+//! slot), then the whole batch in one forward pass, off the async workers.
+
+use actix_web::web::{self, Bytes};
+use max_mnist_core::{CoreError, Logits, ModelInput};
+
+use crate::errors::ApiError;
+use crate::startup::AppState;
+
+/// One thing to classify, as a protocol received it.
+#[derive(Debug, Clone)]
+pub enum Instance {
+    /// An encoded image file (PNG, JPEG, …).
+    Image(Bytes),
+    /// 784 intensities, row-major.
+    Tensor(Vec<f64>),
+}
+
+/// The logits of every instance, in order, from one forward pass.
+pub async fn classify(state: &AppState, instances: Vec<Instance>) -> Result<Vec<Logits>, ApiError> {
+    let _decode_slot = state
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
+    let model = state.model.clone();
+    web::block(move || -> Result<Vec<Logits>, CoreError> {
+        let inputs = instances
+            .iter()
+            .map(|instance| match instance {
+                Instance::Image(bytes) => model.pre_process(bytes),
+                Instance::Tensor(values) => Ok(ModelInput::from_intensities(values)?),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        model.predict(&inputs)
+    })
+    .await
+    .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))?
+    .map_err(ApiError::from)
+}

@@ -1,0 +1,244 @@
+//! TorchServe's inference and management routes for the one model, as the TorchServe MNIST example
+//! answers them: `/predictions/{model}[/{version}]`, `/explanations/{model}`, `/models[/{model}]`.
+
+use actix_multipart::Multipart;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::Bytes;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
+use crate::inference::{classify, Instance};
+use crate::upload::{decode_base64, first_part, parse_json, read_body, read_multipart};
+use crate::AppState;
+
+const BODY_HINT: &str = "send the image as the raw body (`curl -T digit.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
+
+/// `{"data": "<base64 image>"}`; TorchServe handlers also read `body`.
+#[derive(Deserialize, ToSchema)]
+pub struct Base64Image {
+    #[serde(alias = "body")]
+    data: String,
+}
+
+/// Checks the model name (and version, when given) against the one served.
+fn check_model(state: &AppState, model: &str, version: Option<&str>) -> Result<(), ApiError> {
+    let settings = &state.settings;
+    if model != settings.model_name {
+        return Err(ApiError::NotFound(format!(
+            "Model not found: {model}; this server serves `{}`",
+            settings.model_name
+        )));
+    }
+    match version {
+        Some(version) if version != settings.model_version => Err(ApiError::NotFound(format!(
+            "Model version not found: {model} version {version}; this server serves version {}",
+            settings.model_version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The image in any of the bodies TorchServe's MNIST handler accepts.
+async fn image_from_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Bytes, ApiError> {
+    let limits = &state.settings.limits;
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let parts = read_multipart(Multipart::new(request.headers(), payload), limits).await?;
+        return first_part(&parts, &["data", "file"])
+            .map(|part| part.data.clone())
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "no `data` or `file` field in the form: {BODY_HINT}"
+                ))
+            });
+    }
+    let body = read_body(payload, limits).await?;
+    if content_type.starts_with("application/json") {
+        let image: Base64Image = parse_json(&body, limits)?;
+        return decode_base64(&image.data);
+    }
+    Ok(body)
+}
+
+/// Classifies one image; answers the digit, as TorchServe's MNIST example does.
+#[utoipa::path(
+    post,
+    path = "/predictions/{model}",
+    tag = "TorchServe",
+    params(("model" = String, Path, description = "The model's name, `mnist` by default")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The image file as the raw body (`curl -T 7.png`); multipart `data`/`file` and JSON `{\"data\": \"<base64>\"}` work too"),
+    responses(
+        (status = 200, description = "The digit", body = u8, example = json!(7)),
+        (status = 400, description = "No image, or an undecodable one", body = TorchServeErrorBody),
+        (status = 404, description = "Another model or version", body = TorchServeErrorBody),
+        (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
+    )
+)]
+pub async fn predictions(
+    request: HttpRequest,
+    path: web::Path<(String,)>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TorchServeError> {
+    check_model(&state, &path.0, None)?;
+    predict_one(&request, payload, &state).await
+}
+
+/// The same, for a named version of the model.
+#[utoipa::path(
+    post,
+    path = "/predictions/{model}/{version}",
+    tag = "TorchServe",
+    params(
+        ("model" = String, Path, description = "The model's name, `mnist` by default"),
+        ("version" = String, Path, description = "The model's version, `1` by default"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The digit", body = u8, example = json!(7)),
+        (status = 404, description = "Another model or version", body = TorchServeErrorBody),
+    )
+)]
+pub async fn versioned_predictions(
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TorchServeError> {
+    check_model(&state, &path.0, Some(&path.1))?;
+    predict_one(&request, payload, &state).await
+}
+
+async fn predict_one(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, TorchServeError> {
+    let image = image_from_body(request, payload, state).await?;
+    let logits = classify(state, vec![Instance::Image(image)]).await?;
+    let digit = logits
+        .first()
+        .and_then(|logits| state.model.post_process(logits, 1).first().copied())
+        .map(|top| top.prediction)
+        .ok_or_else(|| ApiError::Internal("the model returned no prediction".into()))?;
+    Ok(HttpResponse::Ok().json(digit))
+}
+
+/// TorchServe's explanation route; Integrated Gradients arrive with the explanations issue.
+#[utoipa::path(
+    post,
+    path = "/explanations/{model}",
+    tag = "TorchServe",
+    params(("model" = String, Path, description = "The model's name")),
+    responses((status = 501, description = "Not implemented yet", body = TorchServeErrorBody))
+)]
+pub async fn explanations(
+    path: web::Path<(String,)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TorchServeError> {
+    check_model(&state, &path.0, None)?;
+    Err(ApiError::NotImplemented(
+        "explanations are not implemented yet: use POST /predictions/{model} for the digit".into(),
+    )
+    .into())
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelEntry {
+    #[schema(example = "mnist")]
+    model_name: String,
+    #[schema(example = "mnist.mar")]
+    model_url: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    models: Vec<ModelEntry>,
+}
+
+/// TorchServe's management API: the models served (one).
+#[utoipa::path(get, path = "/models", tag = "TorchServe", responses((status = 200, body = ModelList)))]
+pub async fn models(state: web::Data<AppState>) -> HttpResponse {
+    let name = &state.settings.model_name;
+    HttpResponse::Ok().json(ModelList {
+        models: vec![ModelEntry {
+            model_name: name.clone(),
+            model_url: format!("{name}.mar"),
+        }],
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDescription {
+    #[schema(example = "mnist")]
+    model_name: String,
+    #[schema(example = "1")]
+    model_version: String,
+    #[schema(example = "mnist.mar")]
+    model_url: String,
+    #[schema(example = "rust")]
+    runtime: &'static str,
+    #[schema(example = 1)]
+    batch_size: usize,
+    loaded_at_startup: bool,
+    #[schema(example = "READY")]
+    status: &'static str,
+}
+
+/// TorchServe's management API: the one model described, as a one-element list.
+#[utoipa::path(
+    get,
+    path = "/models/{model}",
+    tag = "TorchServe",
+    params(("model" = String, Path, description = "The model's name")),
+    responses(
+        (status = 200, body = Vec<ModelDescription>),
+        (status = 404, description = "Another model", body = TorchServeErrorBody),
+    )
+)]
+pub async fn describe_model(
+    path: web::Path<(String,)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TorchServeError> {
+    check_model(&state, &path.0, None)?;
+    let settings = &state.settings;
+    Ok(HttpResponse::Ok().json([ModelDescription {
+        model_name: settings.model_name.clone(),
+        model_version: settings.model_version.clone(),
+        model_url: format!("{}.mar", settings.model_name),
+        runtime: "rust",
+        batch_size: 1,
+        loaded_at_startup: true,
+        status: "READY",
+    }]))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/predictions/{model}")
+            .route(web::post().to(predictions))
+            .route(web::put().to(predictions)),
+    )
+    .service(
+        web::resource("/predictions/{model}/{version}")
+            .route(web::post().to(versioned_predictions))
+            .route(web::put().to(versioned_predictions)),
+    )
+    .service(web::resource("/explanations/{model}").route(web::post().to(explanations)))
+    .service(web::resource("/models").route(web::get().to(models)))
+    .service(web::resource("/models/{model}").route(web::get().to(describe_model)));
+}
