@@ -122,4 +122,29 @@ impl ResponseError for TorchServeError {
     }
 }
 
+/// An [`ApiError`] answered in KServe's shape: `{"error":"…"}`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct KServeError(#[from] pub ApiError);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KServeErrorBody {
+    pub error: String,
+}
+
+impl ResponseError for KServeError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(message) = &self.0 {
+            log::error!("{message}");
+        }
+        HttpResponse::build(self.status_code()).json(KServeErrorBody {
+            error: self.0.to_string(),
+        })
+    }
+}
+
 pub const UPLOAD_HINT: &str = "send the image as multipart/form-data in the field `file`, e.g. `curl -F file=@digit.png http://HOST:5000/model/predict`";

@@ -6,6 +6,7 @@ use max_mnist_core::{CoreError, Logits, ModelInput};
 
 use crate::errors::ApiError;
 use crate::startup::AppState;
+use crate::RequestLimits;
 
 /// One thing to classify, as a protocol received it.
 #[derive(Debug, Clone)]
@@ -14,6 +15,20 @@ pub enum Instance {
     Image(Bytes),
     /// 784 intensities, row-major.
     Tensor(Vec<f64>),
+}
+
+/// Refuses a request with more instances than one forward pass may take.
+pub fn check_instance_count(count: usize, limits: &RequestLimits) -> Result<(), ApiError> {
+    match count {
+        0 => Err(ApiError::BadRequest(
+            "the request has no instances: send at least one".into(),
+        )),
+        count if count > limits.max_instances => Err(ApiError::BadRequest(format!(
+            "the request has {count} instances, more than {} (setting limits.max_instances): split it",
+            limits.max_instances
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The logits of every instance, in order, from one forward pass.

@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, health, model, torchserve};
+use crate::routes::{docs, health, kserve_v1, model, torchserve};
 use crate::{ApiInfo, ModelMetadata};
 
 #[derive(OpenApi)]
@@ -13,6 +13,9 @@ use crate::{ApiInfo, ModelMetadata};
         model::labels,
         model::predict,
         health::ping,
+        kserve_v1::list_models,
+        kserve_v1::model_status,
+        kserve_v1::model_action,
         torchserve::predictions,
         torchserve::versioned_predictions,
         torchserve::explanations,
@@ -26,6 +29,7 @@ use crate::{ApiInfo, ModelMetadata};
     tags(
         (name = "MAX", description = "Model Asset Exchange routes: metadata, labels, prediction"),
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
+        (name = "KServe v1", description = "KServe's v1 inference protocol"),
         (name = "operations", description = "Health and documentation"),
     )
 )]

@@ -50,6 +50,8 @@ pub struct RequestLimits {
     pub max_multipart_parts: usize,
     /// Most images decoded at once: each may take up to the decoder's memory limit.
     pub max_concurrent_decodes: usize,
+    /// Most instances in one KServe request (one forward pass).
+    pub max_instances: usize,
     /// Deepest nesting of arrays and objects in a JSON body.
     pub max_json_depth: usize,
     /// Longest a client may take to send a request's head, and then its body.

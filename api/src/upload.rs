@@ -193,6 +193,7 @@ mod tests {
             max_multipart_parts: 4,
             max_concurrent_decodes: 1,
             max_json_depth: 4,
+            max_instances: 4,
             request_timeout: Duration::from_secs(1),
             keep_alive: Duration::from_secs(1),
         }

@@ -80,7 +80,10 @@ fn the_openapi_document_describes_every_route() {
             "/ping",
             "/predictions/{model}",
             "/predictions/{model}/{version}",
-            "/swagger.json"
+            "/swagger.json",
+            "/v1/models",
+            "/v1/models/{model}",
+            "/v1/models/{model}:predict"
         ]
     );
     for (path, item) in paths {

@@ -7,6 +7,7 @@ mod docs_routes;
 mod exactness;
 mod helpers;
 mod hostile_input;
+mod kserve_v1_routes;
 mod model_routes;
 mod torchserve_routes;
 mod weights;

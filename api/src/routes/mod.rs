@@ -2,6 +2,7 @@
 
 pub mod docs;
 pub mod health;
+pub mod kserve_v1;
 pub mod model;
 pub mod torchserve;
 
@@ -10,6 +11,7 @@ use actix_web::web;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     docs::configure(cfg);
     health::configure(cfg);
+    kserve_v1::configure(cfg);
     model::configure(cfg);
     torchserve::configure(cfg);
 }

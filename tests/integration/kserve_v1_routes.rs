@@ -1,0 +1,140 @@
+//! KServe's v1 protocol over real HTTP: listing, readiness, `:predict` with every instance spelling,
+//! a batch in one request equal to single requests, and `{"error": …}` refusals.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::helpers::{sample, settings, spawn_app, TestApp};
+
+fn predict(app: &TestApp, model: &str, body: &Value) -> reqwest::blocking::Response {
+    app.client
+        .post(format!("{}/v1/models/{model}:predict", app.address))
+        .json(body)
+        .send()
+        .expect("POST :predict")
+}
+
+fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().expect("JSON");
+    body["predictions"]
+        .as_array()
+        .expect("predictions")
+        .iter()
+        .map(|p| p.as_u64().expect("a digit"))
+        .collect()
+}
+
+fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().expect("an error body is JSON");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+fn base64_sample(digit: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sample(digit))
+}
+
+/// A sample's pixels as a [28,28] tensor of intensities in 0..1.
+fn tensor_sample(digit: u8) -> Value {
+    let gray = image::load_from_memory(&sample(digit))
+        .expect("a sample")
+        .to_luma8();
+    let rows: Vec<Vec<f64>> = gray
+        .rows()
+        .map(|row| row.map(|p| f64::from(p.0[0]) / 255.0).collect())
+        .collect();
+    json!(rows)
+}
+
+#[test]
+fn listing_and_readiness_name_the_one_model() {
+    let app = spawn_app();
+    let models: Value = app.get("/v1/models").json().expect("JSON");
+    assert_eq!(models, json!({"models": ["mnist"]}));
+    let status: Value = app.get("/v1/models/mnist").json().expect("JSON");
+    assert_eq!(status, json!({"name": "mnist", "ready": true}));
+    assert!(kserve_error(app.get("/v1/models/resnet"), 404).contains("mnist"));
+}
+
+#[test]
+fn every_instance_spelling_gives_the_digit() {
+    let app = spawn_app();
+    let mut instances = Vec::new();
+    let mut expected = Vec::new();
+    for digit in 0..10u8 {
+        let tensor = tensor_sample(digit);
+        instances.push(json!({"data": base64_sample(digit)}));
+        instances.push(json!(base64_sample(digit)));
+        instances.push(tensor.clone());
+        instances.push(json!([tensor.clone()]));
+        let flat: Vec<f64> = tensor
+            .as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(|row| {
+                row.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|v| v.as_f64().expect("f64") * 255.0)
+            })
+            .collect();
+        instances.push(json!(flat));
+        expected.extend([u64::from(digit); 5]);
+    }
+    let answer = predictions(predict(&app, "mnist", &json!({ "instances": instances })));
+    assert_eq!(answer, expected);
+}
+
+#[test]
+fn a_batch_of_64_equals_64_single_requests() {
+    let app = spawn_app();
+    let instances: Vec<Value> = (0..64u8)
+        .map(|i| json!({"data": base64_sample(i % 10)}))
+        .collect();
+    let batch = predictions(predict(&app, "mnist", &json!({ "instances": instances })));
+    let singles: Vec<u64> = instances
+        .iter()
+        .flat_map(|instance| {
+            predictions(predict(&app, "mnist", &json!({ "instances": [instance] })))
+        })
+        .collect();
+    assert_eq!(batch.len(), 64);
+    assert_eq!(batch, singles);
+    assert_eq!(batch, (0..64u64).map(|i| i % 10).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_requests_get_a_kserve_error_and_the_server_keeps_serving() {
+    let app = spawn_app();
+    let limit = settings().limits.max_instances;
+    let too_many: Vec<Value> = (0..=limit).map(|_| json!(base64_sample(1))).collect();
+    let message = kserve_error(
+        predict(&app, "mnist", &json!({ "instances": too_many })),
+        400,
+    );
+    assert!(message.contains("limits.max_instances"), "{message}");
+    let cases = [
+        (json!({"instances": []}), "no instances"),
+        (json!({"inputs": [1]}), "instances"),
+        (json!({"instances": [{"data": "%%%"}]}), "instance 0"),
+        (json!({"instances": [base64_sample(2), 7]}), "instance 1"),
+        (json!({"instances": [vec![0.5; 783]]}), "shape [783]"),
+        (json!({"instances": [vec![300.0; 784]]}), "300"),
+    ];
+    for (body, says) in cases {
+        let message = kserve_error(predict(&app, "mnist", &body), 400);
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    assert!(
+        kserve_error(predict(&app, "resnet", &json!({"instances": []})), 404).contains("mnist")
+    );
+    let explain = app
+        .client
+        .post(format!("{}/v1/models/mnist:explain", app.address))
+        .json(&json!({"instances": [base64_sample(3)]}))
+        .send()
+        .expect("POST :explain");
+    kserve_error(explain, 501);
+    app.assert_still_serving();
+}
