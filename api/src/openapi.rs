@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, health, kserve_v1, model, torchserve};
+use crate::routes::{docs, health, kserve_v1, kserve_v2, model, torchserve};
 use crate::{ApiInfo, ModelMetadata};
 
 #[derive(OpenApi)]
@@ -16,6 +16,12 @@ use crate::{ApiInfo, ModelMetadata};
         kserve_v1::list_models,
         kserve_v1::model_status,
         kserve_v1::model_action,
+        kserve_v2::server_metadata,
+        kserve_v2::live,
+        kserve_v2::ready,
+        kserve_v2::metadata,
+        kserve_v2::model_ready,
+        kserve_v2::infer,
         torchserve::predictions,
         torchserve::versioned_predictions,
         torchserve::explanations,
@@ -30,6 +36,7 @@ use crate::{ApiInfo, ModelMetadata};
         (name = "MAX", description = "Model Asset Exchange routes: metadata, labels, prediction"),
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
         (name = "KServe v1", description = "KServe's v1 inference protocol"),
+        (name = "KServe v2", description = "KServe's v2 inference protocol (Open Inference Protocol), with Triton's binary tensor extension"),
         (name = "operations", description = "Health and documentation"),
     )
 )]

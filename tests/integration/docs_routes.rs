@@ -83,7 +83,13 @@ fn the_openapi_document_describes_every_route() {
             "/swagger.json",
             "/v1/models",
             "/v1/models/{model}",
-            "/v1/models/{model}:predict"
+            "/v1/models/{model}:predict",
+            "/v2",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/v2/models/{model}",
+            "/v2/models/{model}/infer",
+            "/v2/models/{model}/ready"
         ]
     );
     for (path, item) in paths {

@@ -8,6 +8,7 @@ mod exactness;
 mod helpers;
 mod hostile_input;
 mod kserve_v1_routes;
+mod kserve_v2_routes;
 mod model_routes;
 mod torchserve_routes;
 mod weights;

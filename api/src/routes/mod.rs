@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod health;
 pub mod kserve_v1;
+pub mod kserve_v2;
 pub mod model;
 pub mod torchserve;
 
@@ -12,6 +13,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     docs::configure(cfg);
     health::configure(cfg);
     kserve_v1::configure(cfg);
+    kserve_v2::configure(cfg);
     model::configure(cfg);
     torchserve::configure(cfg);
 }

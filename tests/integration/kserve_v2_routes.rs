@@ -1,0 +1,279 @@
+//! KServe's v2 protocol over real HTTP: metadata, health, `infer` with BYTES and every numeric
+//! datatype, JSON and binary tensors, output selection, the documented request files, and refusals.
+
+use base64::Engine;
+use max_mnist_core::classifier::softmax;
+use serde_json::{json, Value};
+
+use crate::exactness::SAMPLE_LOGITS;
+use crate::helpers::{project_root, sample, spawn_app, TestApp};
+
+fn infer(app: &TestApp, path: &str, body: &Value) -> reqwest::blocking::Response {
+    app.client
+        .post(format!("{}{path}", app.address))
+        .json(body)
+        .send()
+        .expect("POST infer")
+}
+
+fn ok_json(response: reqwest::blocking::Response) -> Value {
+    assert_eq!(response.status(), 200);
+    response.json().expect("JSON")
+}
+
+fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().expect("an error body is JSON");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
+fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
+    body["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name} in {body}"))
+}
+
+fn base64_sample(digit: u8) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sample(digit))
+}
+
+fn pixels(digit: u8) -> Vec<u8> {
+    image::load_from_memory(&sample(digit))
+        .expect("a sample")
+        .to_luma8()
+        .into_raw()
+}
+
+#[test]
+fn server_and_model_metadata_and_health() {
+    let app = spawn_app();
+    let server = ok_json(app.get("/v2"));
+    assert_eq!(server["name"], "max-mnist");
+    assert_eq!(ok_json(app.get("/v2/health/live")), json!({"live": true}));
+    assert_eq!(ok_json(app.get("/v2/health/ready")), json!({"ready": true}));
+    for path in ["/v2/models/mnist", "/v2/models/mnist/versions/1"] {
+        let model = ok_json(app.get(path));
+        assert_eq!(model["name"], "mnist");
+        assert_eq!(model["versions"], json!(["1"]));
+        assert_eq!(output(&model, "predict")["datatype"], "INT64");
+        assert_eq!(output(&model, "probabilities")["shape"], json!([-1, 10]));
+    }
+    assert_eq!(
+        ok_json(app.get("/v2/models/mnist/ready")),
+        json!({"name": "mnist", "ready": true})
+    );
+    for path in ["/v2/models/resnet", "/v2/models/mnist/versions/2/ready"] {
+        assert!(kserve_error(app.get(path), 404).contains("mnist"), "{path}");
+    }
+}
+
+#[test]
+fn bytes_and_every_numeric_datatype_give_pytorchs_answers() {
+    let app = spawn_app();
+    let digits: Vec<u8> = (0..10).collect();
+    let bytes = json!({"id": "batch-1", "inputs": [{"name": "input-0", "shape": [10], "datatype": "BYTES",
+        "data": digits.iter().map(|&d| base64_sample(d)).collect::<Vec<_>>()}]});
+    let unit: Vec<f64> = digits
+        .iter()
+        .flat_map(|&d| pixels(d))
+        .map(|p| f64::from(p) / 255.0)
+        .collect();
+    let whole: Vec<u64> = digits
+        .iter()
+        .flat_map(|&d| pixels(d))
+        .map(u64::from)
+        .collect();
+    let bodies = [
+        bytes,
+        json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [10, 28, 28], "datatype": "FP32", "data": unit}]}),
+        json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [10, 784], "datatype": "FP64", "data": unit}]}),
+        json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [10, 1, 28, 28], "datatype": "UINT8", "data": whole}]}),
+        json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [-1, 784], "datatype": "INT32", "data": whole}]}),
+        json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [10, 28, 28], "datatype": "INT64", "data": whole}]}),
+    ];
+    for body in bodies {
+        let answer = ok_json(infer(&app, "/v2/models/mnist/infer", &body));
+        assert_eq!(answer["id"], "batch-1");
+        assert_eq!(answer["model_name"], "mnist");
+        assert_eq!(answer["model_version"], "1");
+        let predict = output(&answer, "predict");
+        assert_eq!(predict["datatype"], "INT64");
+        assert_eq!(predict["shape"], json!([10]));
+        assert_eq!(
+            predict["data"],
+            json!(digits),
+            "{}",
+            body["inputs"][0]["datatype"]
+        );
+        let probabilities = output(&answer, "probabilities");
+        assert_eq!(probabilities["shape"], json!([10, 10]));
+        let values: Vec<f64> = probabilities["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|v| v.as_f64().expect("f64"))
+            .collect();
+        for (digit, row) in values.chunks_exact(10).enumerate() {
+            let expected = softmax(&SAMPLE_LOGITS[digit]);
+            for (got, want) in row.iter().zip(expected) {
+                assert!((got - f64::from(want)).abs() < 1e-5, "digit {digit}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_requested_outputs_are_the_ones_sent() {
+    let app = spawn_app();
+    let body = json!({"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [base64_sample(6)]}],
+        "outputs": [{"name": "predict"}]});
+    let answer = ok_json(infer(&app, "/v2/models/mnist/versions/1/infer", &body));
+    assert_eq!(answer["outputs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(output(&answer, "predict")["data"], json!([6]));
+    assert!(answer.get("id").is_none());
+}
+
+#[test]
+fn binary_tensors_in_and_out_as_tritonclient_sends_them() {
+    let app = spawn_app();
+    let floats: Vec<u8> = [3u8, 8]
+        .iter()
+        .flat_map(|&d| pixels(d))
+        .flat_map(|p| (f32::from(p) / 255.0).to_le_bytes())
+        .collect();
+    let header = json!({"inputs": [{"name": "x", "shape": [2, 28, 28], "datatype": "FP32",
+            "parameters": {"binary_data_size": floats.len()}}],
+        "outputs": [{"name": "predict", "parameters": {"binary_data": true}}, {"name": "probabilities"}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&floats);
+    let response = app
+        .client
+        .post(format!("{}/v2/models/mnist/infer", app.address))
+        .header("Inference-Header-Content-Length", header.len().to_string())
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    let json_length: usize = response
+        .headers()
+        .get("Inference-Header-Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Inference-Header-Content-Length");
+    let bytes = response.bytes().expect("body");
+    let (json_part, binary) = bytes.split_at(json_length);
+    let answer: Value = serde_json::from_slice(json_part).expect("JSON header");
+    assert_eq!(
+        output(&answer, "predict")["parameters"]["binary_data_size"],
+        16
+    );
+    let digits: Vec<i64> = binary
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    assert_eq!(digits, [3, 8]);
+    assert_eq!(output(&answer, "probabilities")["shape"], json!([2, 10]));
+
+    let image = sample(5);
+    let mut element = (image.len() as u32).to_le_bytes().to_vec();
+    element.extend_from_slice(&image);
+    let header = json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES",
+        "parameters": {"binary_data_size": element.len()}}]})
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&element);
+    let answer: Value = app
+        .client
+        .post(format!("{}/v2/models/mnist/infer", app.address))
+        .header("Inference-Header-Content-Length", header.len().to_string())
+        .body(body)
+        .send()
+        .expect("POST")
+        .json()
+        .expect("JSON");
+    assert_eq!(output(&answer, "predict")["data"], json!([5]));
+}
+
+#[test]
+fn the_documented_request_files_give_the_documented_answers() {
+    let app = spawn_app();
+    let read = |name: &str| -> Value {
+        let path = project_root().join("samples").join("requests").join(name);
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("JSON")
+    };
+    let v1 = ok_json(
+        app.client
+            .post(format!("{}/v1/models/mnist:predict", app.address))
+            .json(&read("v1-mnist.json"))
+            .send()
+            .expect("POST"),
+    );
+    assert_eq!(v1, json!({"predictions": [0]}));
+    for (file, digit) in [("v2-bytes.json", 1), ("v2-fp32.json", 2)] {
+        let answer = ok_json(infer(&app, "/v2/models/mnist/infer", &read(file)));
+        assert_eq!(output(&answer, "predict")["data"], json!([digit]), "{file}");
+    }
+}
+
+#[test]
+fn bad_inference_requests_are_400s_with_a_kserve_error() {
+    let app = spawn_app();
+    let image = base64_sample(7);
+    let cases = [
+        (json!({"inputs": []}), "0 inputs"),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": [image]},
+                           {"name": "b", "shape": [1], "datatype": "BYTES", "data": [image]}]}),
+            "2 inputs",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [2], "datatype": "BYTES", "data": [image]}]}),
+            "shape [2]",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1, 28, 28], "datatype": "FP16", "data": vec![0.0; 784]}]}),
+            "FP16",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1, 27, 29], "datatype": "FP32", "data": vec![0.0; 783]}]}),
+            "783",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [2, 784], "datatype": "FP32", "data": vec![0.0; 784]}]}),
+            "shape [2, 784]",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": [image]}],
+                "outputs": [{"name": "logits"}]}),
+            "unknown output `logits`",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": [7]}]}),
+            "strings",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES"}]}),
+            "no `data`",
+        ),
+    ];
+    for (body, says) in cases {
+        let message = kserve_error(infer(&app, "/v2/models/mnist/infer", &body), 400);
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    let message = kserve_error(
+        app.client
+            .post(format!("{}/v2/models/mnist/infer", app.address))
+            .header("Inference-Header-Content-Length", "999")
+            .body("{}")
+            .send()
+            .expect("POST"),
+        400,
+    );
+    assert!(message.contains("999"), "{message}");
+    app.assert_still_serving();
+}
