@@ -46,6 +46,17 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
+    /// Allow cross-origin requests (true/false), as MAX's CORS_ENABLE.
+    #[arg(long, env = "CORS_ENABLE", value_name = "BOOL", value_parser = clap::builder::BoolishValueParser::new())]
+    pub cors_enable: Option<bool>,
+    /// Only these origins, comma-separated (default: any origin).
+    #[arg(
+        long,
+        env = "CORS_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Option<Vec<String>>,
     #[command(flatten)]
     pub weights: WeightsArg,
 }

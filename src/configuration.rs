@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use max_mnist_api::{ApiInfo, ModelMetadata, RequestLimits, ServiceSettings};
+use max_mnist_api::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
 use max_mnist_core::ImageLimits;
 use serde::Deserialize;
 
@@ -28,6 +28,8 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
+    pub cors_enable: bool,
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +97,10 @@ impl Settings {
             model_version: self.model.version.clone(),
             metadata: self.metadata.clone(),
             api: self.api.clone(),
+            cors: CorsSettings {
+                enabled: self.server.cors_enable,
+                origins: self.server.cors_origins.clone(),
+            },
             limits: RequestLimits {
                 max_body_bytes: self.limits.max_body_bytes,
                 max_multipart_parts: self.limits.max_multipart_parts,

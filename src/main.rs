@@ -80,13 +80,24 @@ fn load_model(settings: &Settings, weights: &WeightsArg) -> anyhow::Result<Mnist
 
 fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let model = load_model(settings, &args.weights)?;
+    let mut service = settings.service_settings();
+    if let Some(enabled) = args.cors_enable {
+        service.cors.enabled = enabled;
+    }
+    if let Some(origins) = args.cors_origins {
+        service.cors.origins = origins
+            .into_iter()
+            .map(|origin| origin.trim().to_owned())
+            .filter(|origin| !origin.is_empty())
+            .collect();
+    }
     let host = args.host.unwrap_or_else(|| settings.server.host.clone());
     let port = args.port.unwrap_or(settings.server.port);
     let listener = TcpListener::bind((host.as_str(), port))
         .with_context(|| format!("cannot listen on {host}:{port}; choose another --port"))?;
     let address = listener.local_addr()?;
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(listener, Arc::new(model), settings.service_settings())?;
+        let app = Application::build(listener, Arc::new(model), service)?;
         log::info!("serving on http://{address} (Swagger UI at /)");
         app.run_until_stopped().await
     })?;

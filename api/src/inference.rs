@@ -38,6 +38,7 @@ pub async fn classify(state: &AppState, instances: Vec<Instance>) -> Result<Vec<
         .acquire()
         .await
         .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
+    state.metrics.observe_batch(instances.len());
     let model = state.model.clone();
     web::block(move || -> Result<Vec<Logits>, CoreError> {
         let inputs = instances

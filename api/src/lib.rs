@@ -4,11 +4,12 @@
 pub mod catch_panic;
 pub mod errors;
 pub mod inference;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod upload;
 
-pub use settings::{ApiInfo, ModelMetadata, RequestLimits, ServiceSettings};
+pub use settings::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
 pub use startup::{AppState, Application};

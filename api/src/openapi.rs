@@ -13,6 +13,7 @@ use crate::{ApiInfo, ModelMetadata};
         model::labels,
         model::predict,
         health::ping,
+        health::metrics,
         kserve_v1::list_models,
         kserve_v1::model_status,
         kserve_v1::model_action,

@@ -38,7 +38,16 @@ pub struct ServiceSettings {
     pub model_version: String,
     pub metadata: ModelMetadata,
     pub api: ApiInfo,
+    pub cors: CorsSettings,
     pub limits: RequestLimits,
+}
+
+/// Cross-origin requests, as MAX's `CORS_ENABLE`: off, from any origin, or from the listed ones.
+#[derive(Debug, Clone, Default)]
+pub struct CorsSettings {
+    pub enabled: bool,
+    /// Empty: any origin.
+    pub origins: Vec<String>,
 }
 
 /// Bounds on what a client may send.

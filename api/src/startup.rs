@@ -8,6 +8,8 @@ use actix_web::{middleware, web, App, HttpServer};
 use max_mnist_core::DigitModel;
 
 use crate::catch_panic::catch_panic;
+use crate::metrics::{self, Metrics};
+use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
 /// What every handler shares.
@@ -18,6 +20,7 @@ pub struct AppState {
     pub openapi_json: web::Bytes,
     /// Bounds the images being decoded at once, and so the memory they take.
     pub decode_slots: tokio::sync::Semaphore,
+    pub metrics: Metrics,
 }
 
 /// The server, bound and ready to run. Tests bind port 0 and read [`Application::port`].
@@ -37,8 +40,12 @@ impl Application {
             .map_err(std::io::Error::other)?
             .into();
         let limits = settings.limits.clone();
+        let cors = settings.cors.clone();
+        let metrics = Metrics::new(&settings.model_name, &settings.model_version)
+            .map_err(std::io::Error::other)?;
         let state = web::Data::new(AppState {
             model,
+            metrics,
             decode_slots: tokio::sync::Semaphore::new(
                 settings.limits.max_concurrent_decodes.max(1),
             ),
@@ -49,6 +56,8 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(middleware::from_fn(catch_panic))
+                .wrap(middleware::from_fn(metrics::record))
+                .wrap(middleware::Condition::new(cors.enabled, cors_policy(&cors)))
                 .wrap(middleware::Logger::default())
                 .configure(routes::configure)
         })
@@ -67,4 +76,19 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+fn cors_policy(settings: &CorsSettings) -> actix_cors::Cors {
+    let policy = actix_cors::Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_any_header()
+        .max_age(3600);
+    if settings.origins.is_empty() {
+        return policy.allow_any_origin();
+    }
+    settings
+        .origins
+        .iter()
+        .fold(policy, |policy, origin| policy.allowed_origin(origin))
 }

@@ -71,6 +71,7 @@ fn the_openapi_document_describes_every_route() {
         [
             "/",
             "/explanations/{model}",
+            "/metrics",
             "/model/labels",
             "/model/metadata",
             "/model/predict",

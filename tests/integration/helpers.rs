@@ -178,10 +178,14 @@ pub struct TestApp {
 
 /// Starts the real server with the upstream weights on a free port, in a thread of its own.
 pub fn spawn_app() -> TestApp {
+    spawn_app_with(settings().service_settings())
+}
+
+/// [`spawn_app`] with other service settings.
+pub fn spawn_app_with(service: max_mnist_api::ServiceSettings) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().expect("local address").port();
     let model = upstream_model();
-    let service = settings().service_settings();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let app = Application::build(listener, model, service).expect("build the app");

@@ -10,5 +10,6 @@ mod hostile_input;
 mod kserve_v1_routes;
 mod kserve_v2_routes;
 mod model_routes;
+mod operations;
 mod torchserve_routes;
 mod weights;

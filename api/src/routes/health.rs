@@ -4,6 +4,9 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::errors::ApiError;
+use crate::AppState;
+
 #[derive(Serialize, ToSchema)]
 pub struct PingResponse {
     #[schema(example = "Healthy")]
@@ -17,6 +20,20 @@ pub async fn ping() -> HttpResponse {
     HttpResponse::Ok().json(PingResponse { status: "Healthy" })
 }
 
+/// Prometheus metrics: requests by route and status, latency histograms, batch sizes, model info.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render()
+        .map_err(|err| ApiError::Internal(format!("cannot render the metrics: {err}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(text))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(ping);
+    cfg.service(ping).service(metrics);
 }
