@@ -11,5 +11,6 @@ mod kserve_v1_routes;
 mod kserve_v2_routes;
 mod model_routes;
 mod operations;
+mod python_clients;
 mod torchserve_routes;
 mod weights;

@@ -1,0 +1,102 @@
+"""The Python clients people use against a running max-mnist: tritonclient[http] (KServe v2 with
+Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2).
+
+Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR
+Exits non-zero on the first wrong answer. Needs: tritonclient[http], kserve, numpy, Pillow.
+"""
+
+import asyncio
+import base64
+import sys
+from pathlib import Path
+
+import numpy as np
+import tritonclient.http as triton
+from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
+from PIL import Image
+
+MODEL = "mnist"
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"check_clients: FAILED: {what}")
+    print(f"check_clients: ok: {what}")
+
+
+def load_samples(folder):
+    files = [folder / f"{digit}.png" for digit in range(10)]
+    png = [path.read_bytes() for path in files]
+    pixels = [np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0 for path in files]
+    return png, np.stack(pixels)
+
+
+def tritonclient_v2(url, png, pixels):
+    host = url.removeprefix("http://")
+    client = triton.InferenceServerClient(url=host)
+    check(client.is_server_live() and client.is_server_ready(), "tritonclient: server live and ready")
+    check(client.is_model_ready(MODEL), "tritonclient: model ready")
+    check(client.get_server_metadata()["name"] == "max-mnist", "tritonclient: server metadata")
+    metadata = client.get_model_metadata(MODEL)
+    check([o["name"] for o in metadata["outputs"]] == ["predict", "probabilities"], "tritonclient: model metadata")
+
+    digits = np.arange(64) % 10
+    for binary in (True, False):
+        # Binary BYTES carry the PNG files; JSON BYTES must be text, so base64 of them.
+        images = np.array([png[d] if binary else base64.b64encode(png[d]) for d in digits], dtype=np.object_)
+        bytes_input = triton.InferInput("input-0", [64], "BYTES")
+        bytes_input.set_data_from_numpy(images, binary_data=binary)
+        outputs = [triton.InferRequestedOutput("predict", binary_data=binary),
+                   triton.InferRequestedOutput("probabilities", binary_data=not binary)]
+        result = client.infer(MODEL, [bytes_input], outputs=outputs, request_id="batch-64")
+        check(result.get_response()["id"] == "batch-64", f"tritonclient: id echoed (binary={binary})")
+        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient: BYTES batch of 64 (binary={binary})")
+        probabilities = result.as_numpy("probabilities")
+        check(probabilities.shape == (64, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5),
+              f"tritonclient: probabilities [64,10] (binary={not binary})")
+
+        tensor = triton.InferInput("input-0", [64, 28, 28], "FP32")
+        tensor.set_data_from_numpy(pixels[digits], binary_data=binary)
+        result = client.infer(MODEL, [tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=binary)])
+        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient: FP32 [64,28,28] (binary={binary})")
+
+
+async def kserve_clients(url, png, pixels):
+    v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
+    check(await v2.is_server_live(url) and await v2.is_server_ready(url), "kserve v2: server live and ready")
+    check(await v2.is_model_ready(url, MODEL), "kserve v2: model ready")
+    digits = [d % 10 for d in range(64)]
+    encoded = [base64.b64encode(png[d]).decode() for d in digits]
+    request = InferRequest(model_name=MODEL, infer_inputs=[
+        InferInput(name="input-0", shape=[64], datatype="BYTES", data=encoded)])
+    response = await v2.infer(url, request, model_name=MODEL)
+    predict = next(o for o in response.outputs if o.name == "predict")
+    check(list(predict.data) == digits, "kserve v2: BYTES batch of 64")
+    request = InferRequest(model_name=MODEL, infer_inputs=[
+        InferInput(name="input-0", shape=[64, 784], datatype="FP32",
+                   data=pixels[digits].reshape(64, 784).flatten().tolist())])
+    response = await v2.infer(url, request, model_name=MODEL)
+    predict = next(o for o in response.outputs if o.name == "predict")
+    check(list(predict.data) == digits, "kserve v2: FP32 [64,784]")
+    await v2.close()
+
+    v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
+    check(await v1.is_server_live(url), "kserve v1: server live")
+    check(await v1.is_model_ready(url, MODEL), "kserve v1: model ready")
+    response = await v1.infer(url, {"instances": [{"data": e} for e in encoded]}, model_name=MODEL)
+    check(response["predictions"] == digits, "kserve v1: base64 batch of 64")
+    response = await v1.infer(url, {"instances": pixels[digits].tolist()}, model_name=MODEL)
+    check(response["predictions"] == digits, "kserve v1: tensor batch of 64")
+    await v1.close()
+
+
+def main():
+    url, samples = sys.argv[1], Path(sys.argv[2])
+    png, pixels = load_samples(samples)
+    tritonclient_v2(url, png, pixels)
+    asyncio.run(kserve_clients(url, png, pixels))
+    print("check_clients: all passed")
+
+
+if __name__ == "__main__":
+    main()
