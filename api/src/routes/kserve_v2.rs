@@ -229,7 +229,7 @@ pub async fn infer(
     check_instance_count(instances.len(), limits)?;
     let outputs = chosen_outputs(&infer)?;
     let logits = classify(&state, instances).await?;
-    Ok(respond(&state, &infer, &outputs, &logits))
+    Ok(respond(&state, &infer, &outputs, &logits)?)
 }
 
 /// The JSON part and the binary tensor bytes of a body (all JSON without the extension's header).
@@ -461,12 +461,45 @@ fn chosen_outputs(infer: &InferRequest) -> Result<Vec<ChosenOutput>, ApiError> {
         .collect()
 }
 
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    model_name: &'a str,
+    model_version: &'a str,
+    outputs: Vec<OutputTensor<'a>>,
+}
+
+#[derive(Serialize)]
+struct OutputTensor<'a> {
+    name: &'static str,
+    datatype: &'static str,
+    shape: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<OutputData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryParameters>,
+}
+
+/// Typed, so that FP32 values are written as the shortest `f32` text, not widened to `f64`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutputData<'a> {
+    Int64(&'a [i64]),
+    Fp32(&'a [f32]),
+}
+
+#[derive(Serialize)]
+struct BinaryParameters {
+    binary_data_size: usize,
+}
+
 fn respond(
     state: &AppState,
     infer: &InferRequest,
     outputs: &[ChosenOutput],
     logits: &[max_mnist_core::Logits],
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let batch = logits.len();
     let digits: Vec<i64> = logits
         .iter()
@@ -480,56 +513,62 @@ fn respond(
         .collect();
     let probabilities: Vec<f32> = logits.iter().flat_map(softmax).collect();
     let mut binary = BytesMut::new();
-    let outputs: Vec<Value> = outputs
+    let outputs = outputs
         .iter()
         .map(|output| {
-            let (datatype, shape, data, bytes): (_, _, Value, Vec<u8>) = match output.name {
-                PREDICT => (
-                    "INT64",
-                    json!([batch]),
-                    json!(digits),
-                    digits.iter().flat_map(|d| d.to_le_bytes()).collect(),
-                ),
+            let (datatype, shape, data) = match output.name {
+                PREDICT => ("INT64", vec![batch], OutputData::Int64(&digits)),
                 _ => (
                     "FP32",
-                    json!([batch, NUM_CLASSES]),
-                    json!(probabilities),
-                    probabilities.iter().flat_map(|p| p.to_le_bytes()).collect(),
+                    vec![batch, NUM_CLASSES],
+                    OutputData::Fp32(&probabilities),
                 ),
             };
-            let mut tensor = json!({"name": output.name, "datatype": datatype, "shape": shape});
-            if output.binary {
-                tensor["parameters"] = json!({"binary_data_size": bytes.len()});
-                binary.extend_from_slice(&bytes);
+            let (data, parameters) = if output.binary {
+                let before = binary.len();
+                match data {
+                    OutputData::Int64(values) => values
+                        .iter()
+                        .for_each(|v| binary.extend_from_slice(&v.to_le_bytes())),
+                    OutputData::Fp32(values) => values
+                        .iter()
+                        .for_each(|v| binary.extend_from_slice(&v.to_le_bytes())),
+                }
+                let binary_data_size = binary.len() - before;
+                (None, Some(BinaryParameters { binary_data_size }))
             } else {
-                tensor["data"] = data;
+                (Some(data), None)
+            };
+            OutputTensor {
+                name: output.name,
+                datatype,
+                shape,
+                data,
+                parameters,
             }
-            tensor
         })
         .collect();
-    let mut response = json!({
-        "model_name": state.settings.model_name,
-        "model_version": state.settings.model_version,
-        "outputs": outputs,
-    });
-    if let Some(id) = &infer.id {
-        response["id"] = json!(id);
-    }
-    let header = response.to_string();
+    let header = serde_json::to_string(&InferResponse {
+        id: infer.id.as_deref(),
+        model_name: &state.settings.model_name,
+        model_version: &state.settings.model_version,
+        outputs,
+    })
+    .map_err(|err| ApiError::Internal(format!("cannot write the response: {err}")))?;
     if binary.is_empty() {
-        return HttpResponse::Ok()
+        return Ok(HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
-            .body(header);
+            .body(header));
     }
     let mut body = BytesMut::from(header.as_bytes());
     body.extend_from_slice(&binary);
-    HttpResponse::Ok()
+    Ok(HttpResponse::Ok()
         .insert_header((
             CONTENT_TYPE,
             HeaderValue::from_static("application/octet-stream"),
         ))
         .insert_header((HEADER_LENGTH, header.len().to_string()))
-        .body(body.freeze())
+        .body(body.freeze()))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
