@@ -277,3 +277,43 @@ fn bad_inference_requests_are_400s_with_a_kserve_error() {
     assert!(message.contains("999"), "{message}");
     app.assert_still_serving();
 }
+
+#[test]
+fn a_batch_of_64_is_one_forward_pass_equal_to_64_single_requests() {
+    let app = spawn_app();
+    let batch_passes = |app: &TestApp| -> f64 {
+        let text = app.get("/metrics").text().expect("metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix("max_mnist_batch_size_bucket{le=\"32\"} "))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let request = |digits: &[u8]| {
+        json!({"inputs": [{"name": "input-0", "shape": [digits.len()], "datatype": "BYTES",
+            "data": digits.iter().map(|&d| base64_sample(d)).collect::<Vec<_>>()}]})
+    };
+    let probabilities = |answer: &Value| -> Vec<f64> {
+        output(answer, "probabilities")["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|v| v.as_f64().expect("f64"))
+            .collect()
+    };
+    let digits: Vec<u8> = (0..64).map(|i| (i * 7 % 10) as u8).collect();
+    let small_passes_before = batch_passes(&app);
+    let batch = ok_json(infer(&app, "/v2/models/mnist/infer", &request(&digits)));
+    assert_eq!(
+        batch_passes(&app),
+        small_passes_before,
+        "the 64 instances went through one pass of more than 32"
+    );
+    let batch_probabilities = probabilities(&batch);
+    for (index, &digit) in digits.iter().enumerate() {
+        let single = ok_json(infer(&app, "/v2/models/mnist/infer", &request(&[digit])));
+        let expected = &batch_probabilities[index * 10..index * 10 + 10];
+        for (got, want) in probabilities(&single).iter().zip(expected) {
+            assert!((got - want).abs() < 1e-6, "instance {index}");
+        }
+    }
+}
