@@ -5,6 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::errors::ApiError;
+
 /// `GET /model/metadata`, as MAX serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +42,25 @@ pub struct ServiceSettings {
     pub api: ApiInfo,
     pub cors: CorsSettings,
     pub limits: RequestLimits,
+}
+
+impl ServiceSettings {
+    /// Whether a TorchServe or KServe route names the model served (and its version, when it names one).
+    pub fn check_model(&self, model: &str, version: Option<&str>) -> Result<(), ApiError> {
+        if model != self.model_name {
+            return Err(ApiError::NotFound(format!(
+                "model `{model}` is not served here; this server serves `{}`",
+                self.model_name
+            )));
+        }
+        match version {
+            Some(version) if version != self.model_version => Err(ApiError::NotFound(format!(
+                "model `{model}` has no version `{version}`; this server serves version {}",
+                self.model_version
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Cross-origin requests, as MAX's `CORS_ENABLE`: off, from any origin, or from the listed ones.

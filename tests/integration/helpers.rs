@@ -249,6 +249,13 @@ pub fn max_error(response: reqwest::blocking::Response, status: u16) -> String {
     body["message"].as_str().expect("a message").to_owned()
 }
 
+/// KServe's error body (`{"error": …}`): asserts the status, returns the message.
+pub fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().expect("an error body is JSON");
+    body["error"].as_str().expect("an error message").to_owned()
+}
+
 /// A loopback HTTP server that answers `GET /…/{name}` with `body` and anything else with 404.
 pub fn serve_file(name: &str, body: Vec<u8>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

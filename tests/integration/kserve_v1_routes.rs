@@ -4,7 +4,7 @@
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::helpers::{sample, settings, spawn_app, TestApp};
+use crate::helpers::{kserve_error, sample, settings, spawn_app, TestApp};
 
 fn predict(app: &TestApp, model: &str, body: &Value) -> reqwest::blocking::Response {
     app.client
@@ -23,12 +23,6 @@ fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
         .iter()
         .map(|p| p.as_u64().expect("a digit"))
         .collect()
-}
-
-fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().expect("an error body is JSON");
-    body["error"].as_str().expect("an error message").to_owned()
 }
 
 fn base64_sample(digit: u8) -> String {

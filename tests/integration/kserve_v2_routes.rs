@@ -6,7 +6,7 @@ use max_mnist_core::classifier::softmax;
 use serde_json::{json, Value};
 
 use crate::exactness::SAMPLE_LOGITS;
-use crate::helpers::{project_root, sample, spawn_app, TestApp};
+use crate::helpers::{kserve_error, project_root, sample, spawn_app, TestApp};
 
 fn infer(app: &TestApp, path: &str, body: &Value) -> reqwest::blocking::Response {
     app.client
@@ -19,12 +19,6 @@ fn infer(app: &TestApp, path: &str, body: &Value) -> reqwest::blocking::Response
 fn ok_json(response: reqwest::blocking::Response) -> Value {
     assert_eq!(response.status(), 200);
     response.json().expect("JSON")
-}
-
-fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().expect("an error body is JSON");
-    body["error"].as_str().expect("an error message").to_owned()
 }
 
 fn output<'a>(body: &'a Value, name: &str) -> &'a Value {

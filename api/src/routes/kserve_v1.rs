@@ -48,7 +48,7 @@ pub async fn model_status(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    check_model(&state, &path)?;
+    state.settings.check_model(&path, None)?;
     Ok(HttpResponse::Ok().json(ModelStatus {
         name: state.settings.model_name.clone(),
         ready: true,
@@ -92,7 +92,7 @@ pub async fn model_action(
             state.settings.model_name
         ))
     })?;
-    check_model(&state, model)?;
+    state.settings.check_model(model, None)?;
     match verb {
         "predict" => {}
         "explain" => {
@@ -134,17 +134,6 @@ pub async fn model_action(
         })
         .collect();
     Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
-}
-
-fn check_model(state: &AppState, model: &str) -> Result<(), ApiError> {
-    if model == state.settings.model_name {
-        Ok(())
-    } else {
-        Err(ApiError::NotFound(format!(
-            "model `{model}` is not served here; this server serves `{}`",
-            state.settings.model_name
-        )))
-    }
 }
 
 /// One v1 instance: `{"data": base64}` (or `{"b64": …}`), a base64 string, or a numeric tensor.

@@ -103,23 +103,6 @@ pub struct ModelPath {
     version: Option<String>,
 }
 
-fn check_model(state: &AppState, path: &ModelPath) -> Result<(), ApiError> {
-    let settings = &state.settings;
-    if path.model != settings.model_name {
-        return Err(ApiError::NotFound(format!(
-            "model `{}` is not served here; this server serves `{}`",
-            path.model, settings.model_name
-        )));
-    }
-    match &path.version {
-        Some(version) if *version != settings.model_version => Err(ApiError::NotFound(format!(
-            "model `{}` has no version `{version}`; this server serves version {}",
-            path.model, settings.model_version
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// Model metadata: its input and outputs.
 #[utoipa::path(
     get,
@@ -135,7 +118,9 @@ pub async fn metadata(
     path: web::Path<ModelPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    check_model(&state, &path)?;
+    state
+        .settings
+        .check_model(&path.model, path.version.as_deref())?;
     Ok(HttpResponse::Ok().json(model_metadata(&state)))
 }
 
@@ -154,7 +139,9 @@ pub async fn model_ready(
     path: web::Path<ModelPath>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    check_model(&state, &path)?;
+    state
+        .settings
+        .check_model(&path.model, path.version.as_deref())?;
     Ok(HttpResponse::Ok().json(json!({"name": state.settings.model_name, "ready": true})))
 }
 
@@ -211,7 +198,9 @@ pub async fn infer(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    check_model(&state, &path)?;
+    state
+        .settings
+        .check_model(&path.model, path.version.as_deref())?;
     let limits = &state.settings.limits;
     let body = read_body(payload, limits).await?;
     let (json_part, binary) = split_binary(&request, &body)?;

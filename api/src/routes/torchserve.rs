@@ -22,24 +22,6 @@ pub struct Base64Image {
     data: String,
 }
 
-/// Checks the model name (and version, when given) against the one served.
-fn check_model(state: &AppState, model: &str, version: Option<&str>) -> Result<(), ApiError> {
-    let settings = &state.settings;
-    if model != settings.model_name {
-        return Err(ApiError::NotFound(format!(
-            "Model not found: {model}; this server serves `{}`",
-            settings.model_name
-        )));
-    }
-    match version {
-        Some(version) if version != settings.model_version => Err(ApiError::NotFound(format!(
-            "Model version not found: {model} version {version}; this server serves version {}",
-            settings.model_version
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The image in any of the bodies TorchServe's MNIST handler accepts.
 async fn image_from_body(
     request: &HttpRequest,
@@ -92,7 +74,7 @@ pub async fn predictions(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    check_model(&state, &path.0, None)?;
+    state.settings.check_model(&path.0, None)?;
     predict_one(&request, payload, &state).await
 }
 
@@ -117,7 +99,7 @@ pub async fn versioned_predictions(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    check_model(&state, &path.0, Some(&path.1))?;
+    state.settings.check_model(&path.0, Some(&path.1))?;
     predict_one(&request, payload, &state).await
 }
 
@@ -148,7 +130,7 @@ pub async fn explanations(
     path: web::Path<(String,)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    check_model(&state, &path.0, None)?;
+    state.settings.check_model(&path.0, None)?;
     Err(ApiError::NotImplemented(
         "explanations are not implemented yet: use POST /predictions/{model} for the digit".into(),
     )
@@ -214,7 +196,7 @@ pub async fn describe_model(
     path: web::Path<(String,)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    check_model(&state, &path.0, None)?;
+    state.settings.check_model(&path.0, None)?;
     let settings = &state.settings;
     Ok(HttpResponse::Ok().json([ModelDescription {
         model_name: settings.model_name.clone(),
