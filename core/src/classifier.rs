@@ -6,6 +6,8 @@ use candle_core::{Device, Module, Tensor};
 use serde::Serialize;
 
 use crate::convnet::MyConvNet;
+use crate::explain::{self, Explanation};
+use crate::gradient::PlainNet;
 use crate::image_input::{self, ImageLimits};
 use crate::weights;
 use crate::{CoreError, InputError, IMAGE_PIXELS, NUM_CLASSES};
@@ -62,6 +64,14 @@ pub trait DigitModel: Send + Sync {
     /// Runs the whole batch through the network in one forward pass.
     fn predict(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError>;
 
+    /// Integrated Gradients of class `target` at `input`, with `steps` Gauss–Legendre points.
+    fn explain(
+        &self,
+        input: &ModelInput,
+        target: usize,
+        steps: usize,
+    ) -> Result<Explanation, CoreError>;
+
     /// The `top_k` most probable digits, most probable first.
     fn post_process(&self, logits: &Logits, top_k: usize) -> Vec<Prediction> {
         top_predictions(logits, top_k)
@@ -71,6 +81,8 @@ pub trait DigitModel: Send + Sync {
 /// MyConvNet with the upstream input transform.
 pub struct MnistClassifier {
     net: MyConvNet,
+    /// The same network for the analytic gradients of explanations.
+    plain: PlainNet,
     limits: ImageLimits,
     device: Device,
 }
@@ -86,8 +98,10 @@ impl MnistClassifier {
         state_dict: &weights::StateDict,
         limits: ImageLimits,
     ) -> Result<Self, CoreError> {
+        let net = MyConvNet::from_state_dict(state_dict)?;
         Ok(Self {
-            net: MyConvNet::from_state_dict(state_dict)?,
+            plain: PlainNet::new(&net)?,
+            net,
             limits,
             device: Device::Cpu,
         })
@@ -100,6 +114,15 @@ impl DigitModel for MnistClassifier {
         Ok(ModelInput::from_pixels(&image_input::to_mnist_pixels(
             decoded,
         )))
+    }
+
+    fn explain(
+        &self,
+        input: &ModelInput,
+        target: usize,
+        steps: usize,
+    ) -> Result<Explanation, CoreError> {
+        explain::integrated_gradients(&self.plain, input, target, steps)
     }
 
     fn predict(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError> {

@@ -46,6 +46,28 @@ impl MyConvNet {
     }
 }
 
+impl MyConvNet {
+    /// Every parameter as a flat row-major `f32` vector, in the order conv1 weight and bias, conv2
+    /// weight and bias, fc1 weight and bias, fc2 weight and bias.
+    pub fn parameters(&self) -> Result<[Vec<f32>; 8]> {
+        let flat = |tensor: &Tensor| tensor.flatten_all()?.to_vec1::<f32>();
+        let bias = |bias: Option<&Tensor>| match bias {
+            Some(bias) => flat(bias),
+            None => Ok(Vec::new()),
+        };
+        Ok([
+            flat(self.conv1.weight())?,
+            bias(self.conv1.bias())?,
+            flat(self.conv2.weight())?,
+            bias(self.conv2.bias())?,
+            flat(self.fc1.weight())?,
+            bias(self.fc1.bias())?,
+            flat(self.fc2.weight())?,
+            bias(self.fc2.bias())?,
+        ])
+    }
+}
+
 impl Module for MyConvNet {
     /// `xs`: normalised images `[N, 1, 28, 28]` (or `[N, 784]`); returns logits `[N, 10]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {

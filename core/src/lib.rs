@@ -3,6 +3,8 @@
 pub mod classifier;
 pub mod convnet;
 pub mod error;
+pub mod explain;
+pub mod gradient;
 pub mod image_input;
 pub mod normalise;
 pub mod weights;

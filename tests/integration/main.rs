@@ -5,6 +5,7 @@ mod cli;
 mod corpus;
 mod docs_routes;
 mod exactness;
+mod explanations;
 mod helpers;
 mod hostile_input;
 mod kserve_v1_routes;

@@ -1,0 +1,234 @@
+//! MyConvNet's forward pass in plain Rust, keeping what its backward pass needs, and the analytic
+//! gradient of one logit with respect to the input. (candle 0.11's autograd scales max-pool
+//! gradients by 1/4 per pooling layer, so it cannot give Captum's attributions.) Max-pool ties go
+//! to the first maximum in the window, as in PyTorch.
+
+use crate::convnet::MyConvNet;
+use crate::{CoreError, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+
+const KERNEL: usize = 5;
+const C1: usize = 2;
+const C2: usize = 6;
+const SIDE1: usize = IMAGE_SIDE - KERNEL + 1; // 24
+const POOLED1: usize = SIDE1 / 2; // 12
+const SIDE2: usize = POOLED1 - KERNEL + 1; // 8
+const POOLED2: usize = SIDE2 / 2; // 4
+const FLAT: usize = C2 * POOLED2 * POOLED2; // 96
+const HIDDEN: usize = 32;
+
+/// MyConvNet's parameters as flat arrays.
+#[derive(Debug, Clone)]
+pub struct PlainNet {
+    conv1_w: Vec<f32>,
+    conv1_b: Vec<f32>,
+    conv2_w: Vec<f32>,
+    conv2_b: Vec<f32>,
+    fc1_w: Vec<f32>,
+    fc1_b: Vec<f32>,
+    fc2_w: Vec<f32>,
+    fc2_b: Vec<f32>,
+}
+
+/// The activations of one forward pass that the backward pass reads.
+struct Trace {
+    conv1: Vec<f32>,
+    pool1_from: Vec<usize>,
+    conv2: Vec<f32>,
+    pool2_from: Vec<usize>,
+    hidden: Vec<f32>,
+    logits: [f32; NUM_CLASSES],
+}
+
+impl PlainNet {
+    pub fn new(net: &MyConvNet) -> Result<Self, CoreError> {
+        let [conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b] = net.parameters()?;
+        let sizes = [
+            (conv1_w.len(), C1 * KERNEL * KERNEL),
+            (conv1_b.len(), C1),
+            (conv2_w.len(), C2 * C1 * KERNEL * KERNEL),
+            (conv2_b.len(), C2),
+            (fc1_w.len(), HIDDEN * FLAT),
+            (fc1_b.len(), HIDDEN),
+            (fc2_w.len(), NUM_CLASSES * HIDDEN),
+            (fc2_b.len(), NUM_CLASSES),
+        ];
+        if sizes.iter().any(|(found, expected)| found != expected) {
+            return Err(CoreError::Inference(candle_core::Error::Msg(
+                "MyConvNet's parameters have unexpected sizes".into(),
+            )));
+        }
+        Ok(Self {
+            conv1_w,
+            conv1_b,
+            conv2_w,
+            conv2_b,
+            fc1_w,
+            fc1_b,
+            fc2_w,
+            fc2_b,
+        })
+    }
+
+    /// The ten logits of one normalised image.
+    pub fn logits(&self, input: &[f32; IMAGE_PIXELS]) -> [f32; NUM_CLASSES] {
+        self.forward(input).logits
+    }
+
+    /// d logit[target] / d input, and the logits.
+    pub fn input_gradient(
+        &self,
+        input: &[f32; IMAGE_PIXELS],
+        target: usize,
+    ) -> ([f32; IMAGE_PIXELS], [f32; NUM_CLASSES]) {
+        let trace = self.forward(input);
+        let mut d_hidden = [0f32; HIDDEN];
+        for (j, d) in d_hidden.iter_mut().enumerate() {
+            if trace.hidden[j] > 0.0 {
+                *d = self.fc2_w[target * HIDDEN + j];
+            }
+        }
+        let mut d_pool2 = [0f32; FLAT];
+        for (j, &d) in d_hidden.iter().enumerate() {
+            if d != 0.0 {
+                let row = &self.fc1_w[j * FLAT..(j + 1) * FLAT];
+                for (slot, &w) in d_pool2.iter_mut().zip(row) {
+                    *slot += d * w;
+                }
+            }
+        }
+        let d_conv2 = unpool_relu(&d_pool2, &trace.pool2_from, &trace.conv2);
+        let d_pool1 = conv_input_gradient(&d_conv2, &self.conv2_w, C1, C2, POOLED1);
+        let d_conv1 = unpool_relu(&d_pool1, &trace.pool1_from, &trace.conv1);
+        let d_input = conv_input_gradient(&d_conv1, &self.conv1_w, 1, C1, IMAGE_SIDE);
+        let mut gradient = [0f32; IMAGE_PIXELS];
+        gradient.copy_from_slice(&d_input);
+        (gradient, trace.logits)
+    }
+
+    fn forward(&self, input: &[f32; IMAGE_PIXELS]) -> Trace {
+        let conv1 = conv(input, &self.conv1_w, &self.conv1_b, 1, C1, IMAGE_SIDE);
+        let (pool1, pool1_from) = relu_pool(&conv1, C1, SIDE1);
+        let conv2 = conv(&pool1, &self.conv2_w, &self.conv2_b, C1, C2, POOLED1);
+        let (pool2, pool2_from) = relu_pool(&conv2, C2, SIDE2);
+        let hidden: Vec<f32> = (0..HIDDEN)
+            .map(|j| {
+                let row = &self.fc1_w[j * FLAT..(j + 1) * FLAT];
+                self.fc1_b[j] + row.iter().zip(&pool2).map(|(w, x)| w * x).sum::<f32>()
+            })
+            .collect();
+        let mut logits = [0f32; NUM_CLASSES];
+        for (k, logit) in logits.iter_mut().enumerate() {
+            let row = &self.fc2_w[k * HIDDEN..(k + 1) * HIDDEN];
+            *logit = self.fc2_b[k]
+                + row
+                    .iter()
+                    .zip(&hidden)
+                    .map(|(w, h)| w * h.max(0.0))
+                    .sum::<f32>();
+        }
+        Trace {
+            conv1,
+            pool1_from,
+            conv2,
+            pool2_from,
+            hidden,
+            logits,
+        }
+    }
+}
+
+/// A valid 5×5 convolution (cross-correlation, as PyTorch's) of `in_c` planes of `side`² pixels.
+fn conv(
+    input: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    in_c: usize,
+    out_c: usize,
+    side: usize,
+) -> Vec<f32> {
+    let out_side = side - KERNEL + 1;
+    let mut out = vec![0f32; out_c * out_side * out_side];
+    for co in 0..out_c {
+        for y in 0..out_side {
+            for x in 0..out_side {
+                let mut sum = bias[co];
+                for ci in 0..in_c {
+                    for ky in 0..KERNEL {
+                        for kx in 0..KERNEL {
+                            sum += input[(ci * side + y + ky) * side + x + kx]
+                                * weights[((co * in_c + ci) * KERNEL + ky) * KERNEL + kx];
+                        }
+                    }
+                }
+                out[(co * out_side + y) * out_side + x] = sum;
+            }
+        }
+    }
+    out
+}
+
+/// ReLU then 2×2 max-pool; also where each pooled value came from (the first maximum).
+fn relu_pool(input: &[f32], channels: usize, side: usize) -> (Vec<f32>, Vec<usize>) {
+    let half = side / 2;
+    let mut pooled = Vec::with_capacity(channels * half * half);
+    let mut from = Vec::with_capacity(channels * half * half);
+    for c in 0..channels {
+        for y in 0..half {
+            for x in 0..half {
+                let mut best = (f32::NEG_INFINITY, 0);
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    let index = (c * side + 2 * y + dy) * side + 2 * x + dx;
+                    let value = input[index].max(0.0);
+                    if value > best.0 {
+                        best = (value, index);
+                    }
+                }
+                pooled.push(best.0);
+                from.push(best.1);
+            }
+        }
+    }
+    (pooled, from)
+}
+
+/// The gradient through max-pool (to the maxima) and ReLU (where the input was positive).
+fn unpool_relu(d_pooled: &[f32], from: &[usize], pre_relu: &[f32]) -> Vec<f32> {
+    let mut d = vec![0f32; pre_relu.len()];
+    for (&g, &index) in d_pooled.iter().zip(from) {
+        if pre_relu[index] > 0.0 {
+            d[index] += g;
+        }
+    }
+    d
+}
+
+/// The gradient of a valid 5×5 convolution with respect to its input (`in_c` planes of `side`²).
+fn conv_input_gradient(
+    d_out: &[f32],
+    weights: &[f32],
+    in_c: usize,
+    out_c: usize,
+    side: usize,
+) -> Vec<f32> {
+    let out_side = side - KERNEL + 1;
+    let mut d_in = vec![0f32; in_c * side * side];
+    for co in 0..out_c {
+        for y in 0..out_side {
+            for x in 0..out_side {
+                let g = d_out[(co * out_side + y) * out_side + x];
+                if g == 0.0 {
+                    continue;
+                }
+                for ci in 0..in_c {
+                    for ky in 0..KERNEL {
+                        for kx in 0..KERNEL {
+                            d_in[(ci * side + y + ky) * side + x + kx] +=
+                                g * weights[((co * in_c + ci) * KERNEL + ky) * KERNEL + kx];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    d_in
+}
