@@ -48,3 +48,38 @@ fn integrated_gradients_equal_captums() {
         );
     }
 }
+
+/// MyConvNet is piecewise linear along the path, so the quadrature converges with kinks, not
+/// monotonically for every image: each image ends close, and the mean error falls step by step.
+#[test]
+fn attributions_add_up_to_the_logits_rise_as_steps_grow() {
+    let model = upstream_model();
+    let steps = [8, 32, 128, 512];
+    let mut mean = [0f32; 4];
+    for digit in 0..10u8 {
+        let input = model
+            .pre_process(&crate::helpers::sample(digit))
+            .expect("a sample");
+        let deltas: Vec<f32> = steps
+            .iter()
+            .map(|&steps| {
+                model
+                    .explain(&input, usize::from(digit), steps)
+                    .expect("explains")
+                    .convergence_delta
+                    .abs()
+            })
+            .collect();
+        assert!(
+            deltas[3] < 0.01 && deltas[3] < deltas[0],
+            "digit {digit}: |delta| for {steps:?} steps: {deltas:?}"
+        );
+        for (sum, delta) in mean.iter_mut().zip(&deltas) {
+            *sum += delta / 10.0;
+        }
+    }
+    assert!(
+        mean.windows(2).all(|pair| pair[1] < pair[0]),
+        "mean |delta| for {steps:?} steps: {mean:?}"
+    );
+}
