@@ -5,6 +5,7 @@ pub mod convnet;
 pub mod error;
 pub mod explain;
 pub mod gradient;
+pub mod heatmap;
 pub mod image_input;
 pub mod normalise;
 pub mod weights;

@@ -1,0 +1,77 @@
+//! A picture of an explanation: the digit in gray, positive attributions in red, negative in blue,
+//! on a scale symmetric around zero, blown up so that a person can see it.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, Rgb, RgbImage};
+
+use crate::{CoreError, ModelInput, IMAGE_SIDE};
+
+/// Each of the 28×28 pixels becomes a square of this side: a 280×280 picture.
+pub const SCALE: u32 = 10;
+const POSITIVE: [f32; 3] = [230.0, 40.0, 30.0];
+const NEGATIVE: [f32; 3] = [30.0, 110.0, 240.0];
+
+/// The heatmap as PNG bytes.
+pub fn heatmap_png(input: &ModelInput, attributions: &[f32]) -> Result<Vec<u8>, CoreError> {
+    let mut png = Vec::new();
+    heatmap(input, attributions)
+        .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
+        .map_err(|err| CoreError::Inference(candle_core::Error::Msg(err.to_string())))?;
+    Ok(png)
+}
+
+/// The heatmap: the digit dimmed to gray, each pixel tinted by its attribution's share of the
+/// largest magnitude (so +a and −a are equally strong).
+pub fn heatmap(input: &ModelInput, attributions: &[f32]) -> RgbImage {
+    let largest = attributions
+        .iter()
+        .fold(0f32, |m, a| m.max(a.abs()))
+        .max(f32::MIN_POSITIVE);
+    let side = IMAGE_SIDE as u32;
+    RgbImage::from_fn(side * SCALE, side * SCALE, |x, y| {
+        let index = ((y / SCALE) * side + x / SCALE) as usize;
+        let ink = input.0.get(index).map_or(0.0, |v| (v + 1.0) / 2.0);
+        let gray = 40.0 + 120.0 * ink;
+        let share = attributions
+            .get(index)
+            .map_or(0.0, |a| (a / largest).clamp(-1.0, 1.0));
+        let colour = if share >= 0.0 { POSITIVE } else { NEGATIVE };
+        let strength = share.abs().sqrt();
+        Rgb(colour.map(|c| (gray * (1.0 - strength) + c * strength).round() as u8))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IMAGE_PIXELS;
+
+    #[test]
+    fn the_picture_is_280_square_and_symmetric_in_colour() {
+        let input = ModelInput::from_pixels(&[255; IMAGE_PIXELS]);
+        let mut attributions = vec![0.0; IMAGE_PIXELS];
+        attributions[0] = 2.0;
+        attributions[1] = -2.0;
+        let picture = heatmap(&input, &attributions);
+        assert_eq!(picture.dimensions(), (280, 280));
+        assert_eq!(
+            picture.get_pixel(5, 5).0,
+            [230, 40, 30],
+            "the largest positive is pure red"
+        );
+        assert_eq!(
+            picture.get_pixel(15, 5).0,
+            [30, 110, 240],
+            "the largest negative is pure blue"
+        );
+        assert_eq!(
+            picture.get_pixel(25, 5).0,
+            [160, 160, 160],
+            "no attribution: the ink in gray"
+        );
+        let png = heatmap_png(&input, &attributions).expect("encodes");
+        let decoded = image::load_from_memory(&png).expect("a PNG");
+        assert_eq!((decoded.width(), decoded.height()), (280, 280));
+    }
+}
