@@ -2,7 +2,8 @@
 //! slot), then the whole batch in one forward pass, off the async workers.
 
 use actix_web::web::{self, Bytes};
-use max_mnist_core::{CoreError, Logits, ModelInput};
+use max_mnist_core::explain::{Explanation, MAX_STEPS};
+use max_mnist_core::{CoreError, Logits, ModelInput, IMAGE_SIDE, NUM_CLASSES};
 
 use crate::errors::ApiError;
 use crate::startup::AppState;
@@ -53,4 +54,65 @@ pub async fn classify(state: &AppState, instances: Vec<Instance>) -> Result<Vec<
     .await
     .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))?
     .map_err(ApiError::from)
+}
+
+/// Steps of the Integrated Gradients quadrature when a request names none (SPEC: 50).
+pub const DEFAULT_STEPS: usize = 50;
+
+/// What an explanation route answers from.
+pub struct Explained {
+    pub input: ModelInput,
+    pub prediction: u8,
+    pub explanation: Explanation,
+}
+
+/// Integrated Gradients for one instance: of `target`, or of the predicted class when it is `None`.
+pub async fn explain(
+    state: &AppState,
+    instance: Instance,
+    target: Option<usize>,
+    steps: usize,
+) -> Result<Explained, ApiError> {
+    if let Some(target) = target.filter(|&t| t >= NUM_CLASSES) {
+        return Err(ApiError::BadRequest(format!(
+            "target must be a digit from 0 to 9, got {target}"
+        )));
+    }
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(ApiError::BadRequest(format!(
+            "steps must be from 1 to {MAX_STEPS}, got {steps}"
+        )));
+    }
+    let _decode_slot = state
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
+    let model = state.model.clone();
+    web::block(move || -> Result<Explained, CoreError> {
+        let input = match instance {
+            Instance::Image(bytes) => model.pre_process(&bytes)?,
+            Instance::Tensor(values) => ModelInput::from_intensities(&values)?,
+        };
+        let logits = model.predict(std::slice::from_ref(&input))?;
+        let prediction = logits
+            .first()
+            .and_then(|logits| model.post_process(logits, 1).first().copied())
+            .map_or(0, |top| top.prediction);
+        let explanation =
+            model.explain(&input, target.unwrap_or(usize::from(prediction)), steps)?;
+        Ok(Explained {
+            input,
+            prediction,
+            explanation,
+        })
+    })
+    .await
+    .map_err(|err| ApiError::Internal(format!("the explanation task failed ({err}): try again")))?
+    .map_err(ApiError::from)
+}
+
+/// Attributions as 28 rows of 28.
+pub fn rows(attributions: &[f32]) -> Vec<&[f32]> {
+    attributions.chunks(IMAGE_SIDE).collect()
 }

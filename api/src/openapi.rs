@@ -3,7 +3,7 @@
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, health, kserve_v1, kserve_v2, model, torchserve};
+use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, model, torchserve};
 use crate::{ApiInfo, ModelMetadata};
 
 #[derive(OpenApi)]
@@ -12,6 +12,7 @@ use crate::{ApiInfo, ModelMetadata};
         model::metadata,
         model::labels,
         model::predict,
+        explain::explain_route,
         health::ping,
         health::metrics,
         kserve_v1::list_models,

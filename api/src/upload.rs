@@ -67,6 +67,37 @@ pub fn first_part<'a>(parts: &'a [Part], names: &[&str]) -> Option<&'a Part> {
         .find_map(|name| parts.iter().find(|part| part.name == *name))
 }
 
+/// The text of the first part named `name`, if there is one.
+pub fn text_part(parts: &[Part], name: &str) -> Result<Option<String>, ApiError> {
+    first_part(parts, &[name])
+        .map(|part| {
+            std::str::from_utf8(&part.data)
+                .map(|text| text.trim().to_owned())
+                .map_err(|_| ApiError::BadRequest(format!("the field `{name}` must be text")))
+        })
+        .transpose()
+}
+
+/// A whole number from `range`, `default` when absent; a 400 naming the field otherwise.
+pub fn parse_bounded(
+    value: Option<&str>,
+    name: &str,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+) -> Result<usize, ApiError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(number) if range.contains(&number) => Ok(number),
+        _ => Err(ApiError::BadRequest(format!(
+            "{name} must be a whole number from {} to {}, got `{value}`",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
 /// Turns multipart refusals into errors that say what to do.
 fn multipart_error(err: &MultipartError, limits: &RequestLimits) -> ApiError {
     match err {

@@ -83,3 +83,89 @@ fn attributions_add_up_to_the_logits_rise_as_steps_grow() {
         "mean |delta| for {steps:?} steps: {mean:?}"
     );
 }
+
+#[test]
+fn the_explain_route_answers_json_and_a_heatmap() {
+    let app = crate::helpers::spawn_app();
+    let model = upstream_model();
+    let form = |target: Option<&str>, steps: Option<&str>| {
+        let mut form = crate::helpers::image_form("file", crate::helpers::sample(7));
+        if let Some(target) = target {
+            form = form.text("target", target.to_owned());
+        }
+        if let Some(steps) = steps {
+            form = form.text("steps", steps.to_owned());
+        }
+        form
+    };
+    let body: serde_json::Value = app
+        .post_form("/model/explain", form(None, None))
+        .json()
+        .expect("JSON");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["prediction"], 7);
+    assert_eq!(body["target"], 7, "the default target is the prediction");
+    let rows = body["attributions"].as_array().expect("rows");
+    assert_eq!(rows.len(), 28);
+    let input = model
+        .pre_process(&crate::helpers::sample(7))
+        .expect("a sample");
+    let expected = model.explain(&input, 7, 50).expect("explains");
+    let served: Vec<f64> = rows.iter().flat_map(json_numbers).collect();
+    assert_eq!(served.len(), 784);
+    for (got, want) in served.iter().zip(&expected.attributions) {
+        assert!((got - f64::from(*want)).abs() < 1e-6);
+    }
+
+    let body: serde_json::Value = app
+        .post_form("/model/explain", form(Some("1"), Some("15")))
+        .json()
+        .expect("JSON");
+    assert_eq!(
+        (body["prediction"].as_u64(), body["target"].as_u64()),
+        (Some(7), Some(1))
+    );
+
+    for (path, accept) in [
+        ("/model/explain", "image/png"),
+        ("/model/explain?format=png", "*/*"),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("Accept", accept)
+            .multipart(form(None, None))
+            .send()
+            .expect("POST");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("image/png")
+        );
+        let picture = image::load_from_memory(&response.bytes().expect("body")).expect("a PNG");
+        assert_eq!((picture.width(), picture.height()), (280, 280));
+    }
+
+    for (target, steps, says) in [
+        (
+            Some("10"),
+            None,
+            "target must be a whole number from 0 to 9",
+        ),
+        (Some("seven"), None, "target"),
+        (
+            None,
+            Some("0"),
+            "steps must be a whole number from 1 to 512",
+        ),
+        (None, Some("100000"), "steps"),
+    ] {
+        let message =
+            crate::helpers::max_error(app.post_form("/model/explain", form(target, steps)), 400);
+        assert!(message.contains(says), "{message}");
+    }
+    app.assert_still_serving();
+}

@@ -1,6 +1,7 @@
 //! One file per area of the API.
 
 pub mod docs;
+pub mod explain;
 pub mod health;
 pub mod kserve_v1;
 pub mod kserve_v2;
@@ -15,5 +16,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     kserve_v1::configure(cfg);
     kserve_v2::configure(cfg);
     model::configure(cfg);
+    explain::configure(cfg);
     torchserve::configure(cfg);
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{classify, Instance};
-use crate::upload::{first_part, read_multipart, Part};
+use crate::upload::{first_part, parse_bounded, read_multipart, text_part, Part};
 use crate::{AppState, ModelMetadata};
 
 /// The model's description, from `config.toml`'s `[metadata]`.
@@ -67,17 +67,7 @@ pub struct PredictForm {
 impl PredictForm {
     /// Unknown fields are ignored, as MAX's Flask parser does; the first of duplicates wins.
     fn from_parts(parts: &[Part]) -> Result<Self, ApiError> {
-        let top_k = first_part(parts, &["top_k"])
-            .map(|part| {
-                std::str::from_utf8(&part.data)
-                    .map(str::to_owned)
-                    .map_err(|_| {
-                        ApiError::BadRequest(
-                            "top_k must be text, a whole number from 1 to 10".into(),
-                        )
-                    })
-            })
-            .transpose()?;
+        let top_k = text_part(parts, "top_k")?;
         Ok(Self {
             file: first_part(parts, &["file"]).map(|part| part.data.clone()),
             image: first_part(parts, &["image"]).map(|part| part.data.clone()),
@@ -148,13 +138,7 @@ pub async fn predict(
 }
 
 fn parse_top_k(value: Option<&str>) -> Result<usize, ApiError> {
-    let Some(value) = value else { return Ok(1) };
-    match value.trim().parse::<usize>() {
-        Ok(k) if (1..=NUM_CLASSES).contains(&k) => Ok(k),
-        _ => Err(ApiError::BadRequest(format!(
-            "top_k must be a whole number from 1 to {NUM_CLASSES}, got `{value}`"
-        ))),
-    }
+    parse_bounded(value, "top_k", 1..=NUM_CLASSES, 1)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
