@@ -2,6 +2,7 @@
 //! a batch in one request equal to single requests, and `{"error": …}` refusals.
 
 use base64::Engine;
+use max_mnist_core::DigitModel;
 use serde_json::{json, Value};
 
 use crate::helpers::{kserve_error, sample, settings, spawn_app, TestApp};
@@ -123,12 +124,50 @@ fn bad_requests_get_a_kserve_error_and_the_server_keeps_serving() {
     assert!(
         kserve_error(predict(&app, "resnet", &json!({"instances": []})), 404).contains("mnist")
     );
-    let explain = app
+    app.assert_still_serving();
+}
+
+#[test]
+fn explain_gives_integrated_gradients_per_instance() {
+    let app = spawn_app();
+    let model = crate::helpers::upstream_model();
+    let body = json!({"instances": [
+        {"data": base64_sample(3)},
+        {"data": base64_sample(3), "target": 8},
+        tensor_sample(4),
+    ]});
+    let response = app
         .client
         .post(format!("{}/v1/models/mnist:explain", app.address))
-        .json(&json!({"instances": [base64_sample(3)]}))
+        .json(&body)
         .send()
         .expect("POST :explain");
-    kserve_error(explain, 501);
-    app.assert_still_serving();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().expect("JSON");
+    let explanations = answer["explanations"].as_array().expect("explanations");
+    assert_eq!(explanations.len(), 3);
+    for (explanation, (digit, target)) in explanations.iter().zip([(3u8, 3), (3, 8), (4, 4)]) {
+        let served: Vec<f64> = explanation
+            .as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(crate::helpers::json_numbers)
+            .collect();
+        let input = model.pre_process(&sample(digit)).expect("a sample");
+        let expected = model.explain(&input, target, 15).expect("explains");
+        assert_eq!(served.len(), 784);
+        for (a, b) in served.iter().zip(&expected.attributions) {
+            assert!(
+                (a - f64::from(*b)).abs() < 1e-5,
+                "digit {digit}, target {target}"
+            );
+        }
+    }
+    let bad = app
+        .client
+        .post(format!("{}/v1/models/mnist:explain", app.address))
+        .json(&json!({"instances": [{"data": base64_sample(3), "target": "eight"}]}))
+        .send()
+        .expect("POST");
+    assert!(kserve_error(bad, 400).contains("target"));
 }

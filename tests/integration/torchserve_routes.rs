@@ -1,6 +1,7 @@
 //! TorchServe's routes answer as the TorchServe MNIST example does, over real HTTP.
 
 use base64::Engine;
+use max_mnist_core::DigitModel;
 use reqwest::blocking::multipart::Form;
 use serde_json::{json, Value};
 
@@ -136,14 +137,63 @@ fn the_management_routes_describe_the_one_model() {
 }
 
 #[test]
-fn explanations_are_a_501_until_they_are_built() {
+fn explanations_are_integrated_gradients_of_15_steps_in_torchserves_shape() {
     let app = spawn_app();
-    let response = app
+    let model = crate::helpers::upstream_model();
+    let input = model.pre_process(&sample(3)).expect("a sample");
+    let attributions = |response: reqwest::blocking::Response| -> Vec<f64> {
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().expect("JSON");
+        let outer = body.as_array().expect("[[[…]]]");
+        assert_eq!(outer.len(), 1);
+        let rows = outer[0].as_array().expect("rows");
+        assert_eq!(rows.len(), 28);
+        rows.iter().flat_map(crate::helpers::json_numbers).collect()
+    };
+    let close = |served: &[f64], target: usize| {
+        let expected = model.explain(&input, target, 15).expect("explains");
+        served
+            .iter()
+            .zip(&expected.attributions)
+            .all(|(a, b)| (a - f64::from(*b)).abs() < 1e-6)
+    };
+    let raw = app
         .client
         .post(url(&app, "/explanations/mnist"))
         .body(sample(3))
+        .send();
+    assert!(
+        close(&attributions(raw.expect("POST")), 3),
+        "default target: the prediction"
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(sample(3));
+    let json_body = app
+        .client
+        .post(url(&app, "/explanations/mnist"))
+        .json(&json!({"data": encoded, "target": 5}))
+        .send();
+    assert!(
+        close(&attributions(json_body.expect("POST")), 5),
+        "target from JSON"
+    );
+    let form = app.post_form(
+        "/explanations/mnist",
+        image_form("data", sample(3)).text("target", "8"),
+    );
+    assert!(close(&attributions(form), 8), "target from the form");
+
+    let bad = app
+        .client
+        .post(url(&app, "/explanations/mnist"))
+        .json(&json!({"data": encoded, "target": 12}))
         .send()
         .expect("POST");
-    torchserve_error(response, 501, "NotImplementedException");
+    torchserve_error(bad, 400, "BadRequestException");
+    let other = app
+        .client
+        .post(url(&app, "/explanations/resnet"))
+        .body(sample(3))
+        .send();
+    torchserve_error(other.expect("POST"), 404, "ModelNotFoundException");
     app.assert_still_serving();
 }

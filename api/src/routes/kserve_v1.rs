@@ -6,10 +6,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{check_instance_count, classify, Instance};
+use crate::inference::{check_instance_count, classify, explain, rows, Instance};
 use crate::upload::{decode_base64, parse_json, read_body};
 use crate::AppState;
 
+/// The steps TorchServe's MNIST handler gives Captum, so that a KServe deployment of it answers alike.
+const EXPLAIN_STEPS: usize = 15;
 const INSTANCE_HINT: &str = "each instance is {\"data\": \"<base64 image>\"}, a base64 string, or intensities of shape [28,28], [1,28,28] or [784]";
 
 #[derive(Serialize, ToSchema)]
@@ -68,7 +70,7 @@ pub struct PredictResponse {
     predictions: Vec<u8>,
 }
 
-/// `:predict` classifies every instance in one forward pass; `:explain` comes with explanations.
+/// `:predict` classifies every instance in one forward pass.
 #[utoipa::path(
     post,
     path = "/v1/models/{model}:predict",
@@ -81,33 +83,49 @@ pub struct PredictResponse {
         (status = 404, description = "Another model", body = KServeErrorBody),
     )
 )]
-pub async fn model_action(
+pub async fn predict(
     path: web::Path<String>,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    let (model, verb) = path.rsplit_once(':').ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no route POST /v1/models/{path}: use /v1/models/{}:predict",
-            state.settings.model_name
-        ))
-    })?;
+    model_action(&path, payload, &state, Verb::Predict).await
+}
+
+/// `:explain`: Integrated Gradients per instance (15 steps, as TorchServe's MNIST handler), of the
+/// instance's `target` when an object instance names one, else of its predicted digit.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{model}:explain",
+    tag = "KServe v1",
+    params(("model" = String, Path, description = "The model's name, `mnist` by default")),
+    request_body = PredictRequest,
+    responses(
+        (status = 200, body = ExplainResponse),
+        (status = 400, description = "A bad instance or target, or too many instances", body = KServeErrorBody),
+        (status = 404, description = "Another model", body = KServeErrorBody),
+    )
+)]
+pub async fn explain_route(
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, KServeError> {
+    model_action(&path, payload, &state, Verb::Explain).await
+}
+
+#[derive(PartialEq)]
+enum Verb {
+    Predict,
+    Explain,
+}
+
+async fn model_action(
+    model: &str,
+    payload: web::Payload,
+    state: &AppState,
+    verb: Verb,
+) -> Result<HttpResponse, KServeError> {
     state.settings.check_model(model, None)?;
-    match verb {
-        "predict" => {}
-        "explain" => {
-            return Err(ApiError::NotImplemented(
-                "explanations are not implemented yet: use :predict".into(),
-            )
-            .into())
-        }
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "unknown verb `:{other}`: use :predict or :explain"
-            ))
-            .into())
-        }
-    }
     let limits = &state.settings.limits;
     let body = read_body(payload, limits).await?;
     let request: PredictRequest = parse_json(&body, limits)?;
@@ -122,7 +140,10 @@ pub async fn model_action(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let predictions = classify(&state, instances)
+    if verb == Verb::Explain {
+        return explain_instances(state, &request.instances, instances).await;
+    }
+    let predictions = classify(state, instances)
         .await?
         .iter()
         .map(|logits| {
@@ -134,6 +155,43 @@ pub async fn model_action(
         })
         .collect();
     Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ExplainResponse<'a> {
+    /// One 28×28 array of attributions per instance.
+    #[schema(value_type = Vec<Vec<Vec<f32>>>)]
+    explanations: Vec<Vec<&'a [f32]>>,
+}
+
+async fn explain_instances(
+    state: &AppState,
+    values: &[Value],
+    instances: Vec<Instance>,
+) -> Result<HttpResponse, KServeError> {
+    let mut explained = Vec::with_capacity(instances.len());
+    for (index, (value, instance)) in values.iter().zip(instances).enumerate() {
+        let target = match value.get("target") {
+            None | Some(Value::Null) => None,
+            Some(target) => Some(
+                target
+                    .as_u64()
+                    .and_then(|t| usize::try_from(t).ok())
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!(
+                            "instance {index}: target must be a digit from 0 to 9"
+                        ))
+                    })?,
+            ),
+        };
+        explained.push(explain(state, instance, target, EXPLAIN_STEPS).await?);
+    }
+    Ok(HttpResponse::Ok().json(ExplainResponse {
+        explanations: explained
+            .iter()
+            .map(|e| rows(&e.explanation.attributions))
+            .collect(),
+    }))
 }
 
 /// One v1 instance: `{"data": base64}` (or `{"b64": …}`), a base64 string, or a numeric tensor.
@@ -208,11 +266,9 @@ fn json_kind(value: &Value) -> &'static str {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/models").route(web::get().to(list_models)))
-        .service(
-            web::resource("/v1/models/{model}")
-                .route(web::get().to(model_status))
-                .route(web::post().to(model_action)),
-        );
+        .service(web::resource("/v1/models/{model}:predict").route(web::post().to(predict)))
+        .service(web::resource("/v1/models/{model}:explain").route(web::post().to(explain_route)))
+        .service(web::resource("/v1/models/{model}").route(web::get().to(model_status)));
 }
 
 #[cfg(test)]

@@ -5,29 +5,41 @@ use actix_multipart::Multipart;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
+use max_mnist_core::NUM_CLASSES;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
-use crate::inference::{classify, Instance};
-use crate::upload::{decode_base64, first_part, parse_json, read_body, read_multipart};
+use crate::inference::{classify, explain, rows, Instance};
+use crate::upload::{
+    decode_base64, first_part, parse_bounded, parse_json, read_body, read_multipart, text_part,
+};
 use crate::AppState;
 
+/// The steps TorchServe's MNIST handler gives Captum.
+const TORCHSERVE_STEPS: usize = 15;
 const BODY_HINT: &str = "send the image as the raw body (`curl -T digit.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
 
-/// `{"data": "<base64 image>"}`; TorchServe handlers also read `body`.
+/// `{"data": "<base64 image>"}`; TorchServe handlers also read `body`. `target` is for explanations.
 #[derive(Deserialize, ToSchema)]
 pub struct Base64Image {
     #[serde(alias = "body")]
     data: String,
+    target: Option<usize>,
+}
+
+/// What a TorchServe request carries: the image, and the class to explain when it names one.
+struct TorchServeBody {
+    image: Bytes,
+    target: Option<usize>,
 }
 
 /// The image in any of the bodies TorchServe's MNIST handler accepts.
-async fn image_from_body(
+async fn read_request(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<Bytes, ApiError> {
+) -> Result<TorchServeBody, ApiError> {
     let limits = &state.settings.limits;
     let content_type = request
         .headers()
@@ -37,20 +49,30 @@ async fn image_from_body(
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
         let parts = read_multipart(Multipart::new(request.headers(), payload), limits).await?;
-        return first_part(&parts, &["data", "file"])
+        let image = first_part(&parts, &["data", "file"])
             .map(|part| part.data.clone())
             .ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "no `data` or `file` field in the form: {BODY_HINT}"
                 ))
-            });
+            })?;
+        let target = text_part(&parts, "target")?
+            .map(|value| parse_bounded(Some(&value), "target", 0..=NUM_CLASSES - 1, 0))
+            .transpose()?;
+        return Ok(TorchServeBody { image, target });
     }
     let body = read_body(payload, limits).await?;
     if content_type.starts_with("application/json") {
-        let image: Base64Image = parse_json(&body, limits)?;
-        return decode_base64(&image.data);
+        let json: Base64Image = parse_json(&body, limits)?;
+        return Ok(TorchServeBody {
+            image: decode_base64(&json.data)?,
+            target: json.target,
+        });
     }
-    Ok(body)
+    Ok(TorchServeBody {
+        image: body,
+        target: None,
+    })
 }
 
 /// Classifies one image; answers the digit, as TorchServe's MNIST example does.
@@ -108,8 +130,8 @@ async fn predict_one(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, TorchServeError> {
-    let image = image_from_body(request, payload, state).await?;
-    let logits = classify(state, vec![Instance::Image(image)]).await?;
+    let body = read_request(request, payload, state).await?;
+    let logits = classify(state, vec![Instance::Image(body.image)]).await?;
     let digit = logits
         .first()
         .and_then(|logits| state.model.post_process(logits, 1).first().copied())
@@ -118,23 +140,38 @@ async fn predict_one(
     Ok(HttpResponse::Ok().json(digit))
 }
 
-/// TorchServe's explanation route; Integrated Gradients arrive with the explanations issue.
+/// Integrated Gradients of the image, as TorchServe's MNIST example answers them: `[[[…28]…28]]`,
+/// 15 steps. The target is `target` from a JSON or multipart body, else the predicted digit
+/// (TorchServe's handler uses class 0 when none is given).
 #[utoipa::path(
     post,
     path = "/explanations/{model}",
     tag = "TorchServe",
     params(("model" = String, Path, description = "The model's name")),
-    responses((status = 501, description = "Not implemented yet", body = TorchServeErrorBody))
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "The image, in any body `/predictions/{model}` takes; JSON and multipart bodies may carry `target`"),
+    responses(
+        (status = 200, description = "The attributions, [1][28][28]", body = Vec<Vec<Vec<f32>>>),
+        (status = 400, description = "No image, an undecodable one, or a bad target", body = TorchServeErrorBody),
+        (status = 404, description = "Another model", body = TorchServeErrorBody),
+    )
 )]
 pub async fn explanations(
+    request: HttpRequest,
     path: web::Path<(String,)>,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
     state.settings.check_model(&path.0, None)?;
-    Err(ApiError::NotImplemented(
-        "explanations are not implemented yet: use POST /predictions/{model} for the digit".into(),
+    let body = read_request(&request, payload, &state).await?;
+    let explained = explain(
+        &state,
+        Instance::Image(body.image),
+        body.target,
+        TORCHSERVE_STEPS,
     )
-    .into())
+    .await?;
+    Ok(HttpResponse::Ok().json([rows(&explained.explanation.attributions)]))
 }
 
 #[derive(Serialize, ToSchema)]
