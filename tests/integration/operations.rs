@@ -45,7 +45,10 @@ fn metrics_count_requests_by_route_and_status_and_batches_by_size() {
     };
     assert_eq!(requests("/model/predict", "POST", 200), Some(3.0), "{text}");
     assert_eq!(requests("/model/predict", "POST", 400), Some(1.0));
-    assert_eq!(requests("/v1/models/{model}:predict", "POST", 400), Some(1.0));
+    assert_eq!(
+        requests("/v1/models/{model}:predict", "POST", 400),
+        Some(1.0)
+    );
     assert_eq!(requests("/v2/models/{model}", "GET", 404), Some(1.0));
     assert_eq!(requests("unmatched", "GET", 404), Some(1.0));
     assert_eq!(
