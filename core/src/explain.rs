@@ -73,18 +73,11 @@ pub fn integrated_gradients(
         ))));
     }
     let pixels: &[f32; IMAGE_PIXELS] = &input.0;
-    let mut average = [0f64; IMAGE_PIXELS];
-    for (alpha, weight) in gauss_legendre(steps) {
-        let scaled = pixels.map(|p| alpha as f32 * p);
-        let (gradient, _) = net.input_gradient(&scaled, target);
-        for (sum, g) in average.iter_mut().zip(gradient) {
-            *sum += weight * f64::from(g);
-        }
-    }
+    let average = net.path_gradient(pixels, target, &gauss_legendre(steps));
     let attributions: Vec<f32> = average
         .iter()
         .zip(pixels)
-        .map(|(average, &x)| (average * f64::from(x)) as f32)
+        .map(|(average, &x)| average * x)
         .collect();
     let rise =
         f64::from(net.logits(pixels)[target]) - f64::from(net.logits(&[0.0; IMAGE_PIXELS])[target]);

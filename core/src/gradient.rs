@@ -71,16 +71,41 @@ impl PlainNet {
 
     /// The ten logits of one normalised image.
     pub fn logits(&self, input: &[f32; IMAGE_PIXELS]) -> [f32; NUM_CLASSES] {
-        self.forward(input).logits
+        let conv1 = conv(input, &self.conv1_w, &self.conv1_b, 1, C1, IMAGE_SIDE);
+        self.forward_from_conv1(conv1).logits
     }
 
-    /// d logit[target] / d input, and the logits.
-    pub fn input_gradient(
+    /// Σᵢ weightᵢ · ∂logit[target]/∂input at alphaᵢ · input: the path integral of Integrated
+    /// Gradients with a zero baseline, for quadrature `nodes` of (alpha, weight).
+    ///
+    /// conv1 is linear, so conv1(α·x) = α·conv1₀(x) + bias is computed once, and the weighted sum
+    /// of the conv1-output gradients goes back through conv1 once, after the loop.
+    pub fn path_gradient(
         &self,
         input: &[f32; IMAGE_PIXELS],
         target: usize,
-    ) -> ([f32; IMAGE_PIXELS], [f32; NUM_CLASSES]) {
-        let trace = self.forward(input);
+        nodes: &[(f64, f64)],
+    ) -> Vec<f32> {
+        let no_bias = [0f32; C1];
+        let linear = conv(input, &self.conv1_w, &no_bias, 1, C1, IMAGE_SIDE);
+        let mut weighted_d_conv1 = vec![0f32; linear.len()];
+        for &(alpha, weight) in nodes {
+            let conv1: Vec<f32> = linear
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| alpha as f32 * v + self.conv1_b[i / (SIDE1 * SIDE1)])
+                .collect();
+            let trace = self.forward_from_conv1(conv1);
+            let d_conv1 = self.conv1_output_gradient(&trace, target);
+            for (sum, d) in weighted_d_conv1.iter_mut().zip(d_conv1) {
+                *sum += weight as f32 * d;
+            }
+        }
+        conv_input_gradient(&weighted_d_conv1, &self.conv1_w, 1, C1, IMAGE_SIDE)
+    }
+
+    /// ∂logit[target]/∂conv1-output, from a forward trace.
+    fn conv1_output_gradient(&self, trace: &Trace, target: usize) -> Vec<f32> {
         let mut d_hidden = [0f32; HIDDEN];
         for (j, d) in d_hidden.iter_mut().enumerate() {
             if trace.hidden[j] > 0.0 {
@@ -98,15 +123,10 @@ impl PlainNet {
         }
         let d_conv2 = unpool_relu(&d_pool2, &trace.pool2_from, &trace.conv2);
         let d_pool1 = conv_input_gradient(&d_conv2, &self.conv2_w, C1, C2, POOLED1);
-        let d_conv1 = unpool_relu(&d_pool1, &trace.pool1_from, &trace.conv1);
-        let d_input = conv_input_gradient(&d_conv1, &self.conv1_w, 1, C1, IMAGE_SIDE);
-        let mut gradient = [0f32; IMAGE_PIXELS];
-        gradient.copy_from_slice(&d_input);
-        (gradient, trace.logits)
+        unpool_relu(&d_pool1, &trace.pool1_from, &trace.conv1)
     }
 
-    fn forward(&self, input: &[f32; IMAGE_PIXELS]) -> Trace {
-        let conv1 = conv(input, &self.conv1_w, &self.conv1_b, 1, C1, IMAGE_SIDE);
+    fn forward_from_conv1(&self, conv1: Vec<f32>) -> Trace {
         let (pool1, pool1_from) = relu_pool(&conv1, C1, SIDE1);
         let conv2 = conv(&pool1, &self.conv2_w, &self.conv2_b, C1, C2, POOLED1);
         let (pool2, pool2_from) = relu_pool(&conv2, C2, SIDE2);
