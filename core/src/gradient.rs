@@ -91,9 +91,9 @@ impl PlainNet {
         let mut weighted_d_conv1 = vec![0f32; linear.len()];
         for &(alpha, weight) in nodes {
             let conv1: Vec<f32> = linear
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| alpha as f32 * v + self.conv1_b[i / (SIDE1 * SIDE1)])
+                .chunks_exact(SIDE1 * SIDE1)
+                .zip(&self.conv1_b)
+                .flat_map(|(plane, &bias)| plane.iter().map(move |&v| alpha as f32 * v + bias))
                 .collect();
             let trace = self.forward_from_conv1(conv1);
             let d_conv1 = self.conv1_output_gradient(&trace, target);
