@@ -233,7 +233,11 @@ fn conv_input_gradient(
 ) -> Vec<f32> {
     let out_side = side - KERNEL + 1;
     let mut d_in = vec![0f32; in_c * side * side];
-    for (co, plane) in d_out.chunks_exact(out_side * out_side).enumerate().take(out_c) {
+    for (co, plane) in d_out
+        .chunks_exact(out_side * out_side)
+        .enumerate()
+        .take(out_c)
+    {
         for ci in 0..in_c {
             for ky in 0..KERNEL {
                 for kx in 0..KERNEL {
