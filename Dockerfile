@@ -9,13 +9,17 @@ ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 # The manifests alone, with stub sources: the builder compiles the dependencies from them in a layer that
-# a change to our sources does not invalidate. (Every crate's Cargo.toml is found, so new crates need no edit.)
+# a change to our sources does not invalidate. (Every crate's Cargo.toml is found, so new crates need no edit;
+# bench targets get stubs too, since cargo refuses a manifest whose [[bench]] file is missing.)
 FROM ${RUNTIME_IMAGE} AS manifests
 COPY . /context
-RUN cd /context && mkdir /manifests \
-    && find . -name Cargo.toml -not -path './target/*' -exec cp --parents {} Cargo.lock /manifests/ \; \
+RUN cd /context && mkdir /manifests && cp Cargo.lock /manifests/ \
+    && find . -name Cargo.toml -not -path './target/*' -exec cp --parents {} /manifests/ \; \
     && cd /manifests && for dir in $(find . -name Cargo.toml -exec dirname {} \;); do \
          mkdir -p "$dir/src" && touch "$dir/src/lib.rs"; \
+       done \
+    && for bench in $(cd /context && find . -path '*/benches/*.rs' -not -path './target/*'); do \
+         mkdir -p "$(dirname "$bench")" && echo 'fn main() {}' > "$bench"; \
        done \
     && echo 'fn main() {}' > src/main.rs
 
