@@ -125,17 +125,48 @@ impl DigitModel for MnistClassifier {
         explain::integrated_gradients(&self.plain, input, target, steps)
     }
 
+    /// By the fused kernel, one image after another on the calling thread (see BENCHMARKS.md).
     fn predict(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError> {
+        let fused = self.net.fused();
+        Ok(batch.iter().map(|input| fused.logits(&input.0)).collect())
+    }
+}
+
+impl MnistClassifier {
+    /// The same logits as [`DigitModel::predict`], by candle's generic layers: the reference the
+    /// fused kernel is tested against.
+    pub fn predict_reference(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let logits = self.net.forward(&self.batch_tensor(batch)?)?;
+        Self::rows(logits)
+    }
+
+    /// [`DigitModel::predict`] through candle: the fused kernel applied as a custom op on a tensor.
+    pub fn predict_fused_op(&self, batch: &[ModelInput]) -> Result<Vec<Logits>, CoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let logits = self.net.forward_fused(&self.batch_tensor(batch)?)?;
+        Self::rows(logits)
+    }
+
+    fn batch_tensor(&self, batch: &[ModelInput]) -> Result<Tensor, CoreError> {
         let values: Vec<f32> = batch
             .iter()
             .flat_map(|input| input.0.iter().copied())
             .collect();
-        let input = Tensor::from_vec(values, (batch.len(), IMAGE_PIXELS), &self.device)?;
-        let logits = self.net.forward(&input)?.to_vec2::<f32>()?;
+        Ok(Tensor::from_vec(
+            values,
+            (batch.len(), IMAGE_PIXELS),
+            &self.device,
+        )?)
+    }
+
+    fn rows(logits: Tensor) -> Result<Vec<Logits>, CoreError> {
         logits
+            .to_vec2::<f32>()?
             .into_iter()
             .map(|row| {
                 Logits::try_from(row.as_slice()).map_err(|_| {

@@ -4,15 +4,38 @@
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
+use crate::fused::FusedConvNet;
 use crate::weights::StateDict;
 use crate::{WeightsError, IMAGE_SIDE};
 
+/// Side of the convolution kernels.
+pub(crate) const KERNEL: usize = 5;
+/// Channels out of conv1.
+pub(crate) const C1: usize = 2;
+/// Channels out of conv2.
+pub(crate) const C2: usize = 6;
+/// Side of conv1's output (24).
+pub(crate) const SIDE1: usize = IMAGE_SIDE - KERNEL + 1;
+/// Side after the first max-pool (12).
+pub(crate) const POOLED1: usize = SIDE1 / 2;
+/// Side of conv2's output (8).
+pub(crate) const SIDE2: usize = POOLED1 - KERNEL + 1;
+/// Side after the second max-pool (4).
+pub(crate) const POOLED2: usize = SIDE2 / 2;
+/// Inputs of fc1 (96).
+pub(crate) const FLAT: usize = C2 * POOLED2 * POOLED2;
+/// Outputs of fc1.
+pub(crate) const HIDDEN: usize = 32;
+
+/// The candle layers are the reference (and what `Module::forward` runs); the fused kernel computes
+/// the same function much faster and serves predictions.
 #[derive(Debug, Clone)]
 pub struct MyConvNet {
     conv1: Conv2d,
     conv2: Conv2d,
     fc1: Linear,
     fc2: Linear,
+    fused: FusedConvNet,
 }
 
 impl MyConvNet {
@@ -37,35 +60,61 @@ impl MyConvNet {
                 Some(tensor(&format!("{layer}.bias"))?),
             ))
         };
+        let (conv1, conv2, fc1, fc2) = (
+            conv("conv1")?,
+            conv("conv2")?,
+            linear("fc1")?,
+            linear("fc2")?,
+        );
+        let fused = FusedConvNet::new(&flat_parameters(&conv1, &conv2, &fc1, &fc2)?)?;
         Ok(Self {
-            conv1: conv("conv1")?,
-            conv2: conv("conv2")?,
-            fc1: linear("fc1")?,
-            fc2: linear("fc2")?,
+            conv1,
+            conv2,
+            fc1,
+            fc2,
+            fused,
         })
     }
-}
 
-impl MyConvNet {
     /// Every parameter as a flat row-major `f32` vector, in the order conv1 weight and bias, conv2
     /// weight and bias, fc1 weight and bias, fc2 weight and bias.
     pub fn parameters(&self) -> Result<[Vec<f32>; 8]> {
-        let flat = |tensor: &Tensor| tensor.flatten_all()?.to_vec1::<f32>();
-        let bias = |bias: Option<&Tensor>| match bias {
-            Some(bias) => flat(bias),
-            None => Ok(Vec::new()),
-        };
-        Ok([
-            flat(self.conv1.weight())?,
-            bias(self.conv1.bias())?,
-            flat(self.conv2.weight())?,
-            bias(self.conv2.bias())?,
-            flat(self.fc1.weight())?,
-            bias(self.fc1.bias())?,
-            flat(self.fc2.weight())?,
-            bias(self.fc2.bias())?,
-        ])
+        flat_parameters(&self.conv1, &self.conv2, &self.fc1, &self.fc2)
     }
+
+    /// The fused kernel, for callers that hold images as slices rather than tensors.
+    pub fn fused(&self) -> &FusedConvNet {
+        &self.fused
+    }
+
+    /// The same as [`Module::forward`], by the fused kernel: `[N, 784]` or `[N, 1, 28, 28]` f32 on
+    /// the CPU → logits `[N, 10]`. No gradients.
+    pub fn forward_fused(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.apply_op1_no_bwd(&self.fused)
+    }
+}
+
+fn flat_parameters(
+    conv1: &Conv2d,
+    conv2: &Conv2d,
+    fc1: &Linear,
+    fc2: &Linear,
+) -> Result<[Vec<f32>; 8]> {
+    let flat = |tensor: &Tensor| tensor.flatten_all()?.to_vec1::<f32>();
+    let bias = |bias: Option<&Tensor>| match bias {
+        Some(bias) => flat(bias),
+        None => Ok(Vec::new()),
+    };
+    Ok([
+        flat(conv1.weight())?,
+        bias(conv1.bias())?,
+        flat(conv2.weight())?,
+        bias(conv2.bias())?,
+        flat(fc1.weight())?,
+        bias(fc1.bias())?,
+        flat(fc2.weight())?,
+        bias(fc2.bias())?,
+    ])
 }
 
 impl Module for MyConvNet {

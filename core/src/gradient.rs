@@ -3,18 +3,8 @@
 //! gradients by 1/4 per pooling layer, so it cannot give Captum's attributions.) Max-pool ties go
 //! to the first maximum in the window, as in PyTorch.
 
-use crate::convnet::MyConvNet;
+use crate::convnet::{MyConvNet, C1, C2, FLAT, HIDDEN, KERNEL, POOLED1, SIDE1, SIDE2};
 use crate::{CoreError, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
-
-const KERNEL: usize = 5;
-const C1: usize = 2;
-const C2: usize = 6;
-const SIDE1: usize = IMAGE_SIDE - KERNEL + 1; // 24
-const POOLED1: usize = SIDE1 / 2; // 12
-const SIDE2: usize = POOLED1 - KERNEL + 1; // 8
-const POOLED2: usize = SIDE2 / 2; // 4
-const FLAT: usize = C2 * POOLED2 * POOLED2; // 96
-const HIDDEN: usize = 32;
 
 /// MyConvNet's parameters as flat arrays.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@ pub mod classifier;
 pub mod convnet;
 pub mod error;
 pub mod explain;
+pub mod fused;
 pub mod gradient;
 pub mod heatmap;
 pub mod image_input;

@@ -158,3 +158,40 @@ fn a_batch_gives_the_same_logits_as_single_images() {
     }
     assert!(model.predict(&[]).expect("empty batch").is_empty());
 }
+
+#[test]
+fn the_fused_kernel_matches_candles_layers_on_the_whole_test_set() {
+    let Some(test_set) = mnist_test_set() else {
+        return;
+    };
+    let model = upstream_model();
+    let inputs: Vec<ModelInput> = test_set
+        .images
+        .iter()
+        .map(ModelInput::from_pixels)
+        .collect();
+    let mut worst = (0f32, 0f32);
+    for batch in inputs.chunks(500) {
+        let fused = model.predict(batch).expect("fused");
+        let op = model.predict_fused_op(batch).expect("fused custom op");
+        let candle = model.predict_reference(batch).expect("candle layers");
+        assert_eq!(fused, op, "the custom op runs the same kernel");
+        for (fused, candle) in fused.iter().zip(&candle) {
+            assert_eq!(argmax(fused), argmax(candle));
+            for (a, b) in fused.iter().zip(candle) {
+                worst.0 = worst.0.max((a - b).abs());
+            }
+        }
+        worst.1 += 1.0;
+    }
+    assert_eq!(worst.1, 20.0, "all 10,000 images compared");
+    assert!(
+        worst.0 <= 1e-5,
+        "the fused kernel's logits differ from candle's by up to {}",
+        worst.0
+    );
+    println!(
+        "fused vs candle on t10k: max abs logit difference {:e}",
+        worst.0
+    );
+}
