@@ -13,8 +13,9 @@ pub async fn catch_panic(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    // Only strings are kept: a clone of the HttpRequest would make actix's routing panic.
-    let route = format!("{} {}", request.method(), request.path());
+    // Only the method and URI are kept (cheap clones, formatted only on a panic): a clone of the
+    // HttpRequest would make actix's routing panic.
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     match AssertUnwindSafe(next.call(request)).catch_unwind().await {
         Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
         Err(panic) => {
@@ -24,7 +25,8 @@ pub async fn catch_panic(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             Err(ApiError::Internal(format!(
-                "internal error while serving {route} ({what}): please report it; the server keeps serving"
+                "internal error while serving {method} {} ({what}): please report it; the server keeps serving",
+                uri.path()
             ))
             .into())
         }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
@@ -72,9 +73,9 @@ impl Metrics {
         self.batch_size.observe(size as f64);
     }
 
-    fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    fn observe_request(&self, route: &str, method: &str, status: StatusCode, seconds: f64) {
         self.requests
-            .with_label_values(&[route, method, &status.to_string()])
+            .with_label_values(&[route, method, status.as_str()])
             .inc();
         self.latency.with_label_values(&[route]).observe(seconds);
     }
@@ -95,20 +96,20 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = request.app_data::<web::Data<AppState>>().cloned();
-    let method = request.method().to_string();
+    let method = request.method().clone();
     let result = next.call(request).await;
     if let Some(state) = state {
         let (route, status) = match &result {
-            Ok(response) => (
-                response.request().match_pattern(),
-                response.status().as_u16(),
-            ),
-            Err(err) => (None, err.as_response_error().status_code().as_u16()),
+            Ok(response) => (response.request().match_pattern(), response.status()),
+            Err(err) => (None, err.as_response_error().status_code()),
         };
         let route = route.unwrap_or_else(|| "unmatched".to_owned());
-        state
-            .metrics
-            .observe_request(&route, &method, status, started.elapsed().as_secs_f64());
+        state.metrics.observe_request(
+            &route,
+            method.as_str(),
+            status,
+            started.elapsed().as_secs_f64(),
+        );
     }
     result
 }

@@ -35,7 +35,9 @@ pub async fn read_multipart(
                 )));
             }
             let name = field.name().unwrap_or_default().to_owned();
-            let mut data = BytesMut::new();
+            // A part that arrives in one chunk is kept as it is, without a copy.
+            let mut data = Bytes::new();
+            let mut joined: Option<BytesMut> = None;
             while let Some(chunk) = field.next().await {
                 let chunk = chunk.map_err(|err| multipart_error(&err, limits))?;
                 total = total.saturating_add(chunk.len());
@@ -44,11 +46,19 @@ pub async fn read_multipart(
                         limit: limits.max_body_bytes,
                     });
                 }
-                data.extend_from_slice(&chunk);
+                match joined.as_mut() {
+                    Some(buffer) => buffer.extend_from_slice(&chunk),
+                    None if data.is_empty() => data = chunk,
+                    None => {
+                        let mut buffer = BytesMut::from(&data[..]);
+                        buffer.extend_from_slice(&chunk);
+                        joined = Some(buffer);
+                    }
+                }
             }
             parts.push(Part {
                 name,
-                data: data.freeze(),
+                data: joined.map_or(data, BytesMut::freeze),
             });
         }
         Ok(parts)

@@ -1,13 +1,14 @@
-//! `cargo bench -p max-mnist-core`: the model's costs on the upstream weights — decoding, the
-//! MNIST-style normalisation, the forward pass (fused kernel, the kernel as a candle custom op, and
-//! candle's layers) at batch 1 and 64, and a 50-step Integrated Gradients explanation.
+//! `cargo bench -p max-mnist-core`: the model's costs on the upstream weights — the header peek
+//! that decides where a request runs, decoding, the MNIST-style normalisation, the forward pass
+//! (fused kernel, the kernel as a candle custom op, and candle's layers) at batch 1 and 64, and a
+//! 50-step Integrated Gradients explanation.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`).
 
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use image::{imageops, DynamicImage, Rgb, RgbImage};
-use max_mnist_core::image_input::{decode, to_mnist_pixels};
+use max_mnist_core::image_input::{declared_pixels, decode, to_mnist_pixels};
 use max_mnist_core::{DigitModel, ImageLimits, MnistClassifier};
 
 const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
@@ -39,6 +40,9 @@ fn photo_of_seven() -> DynamicImage {
 fn input_benches(c: &mut Criterion) {
     let model = classifier();
     let limits = ImageLimits::default();
+    c.bench_function("declared_pixels 28x28 PNG", |b| {
+        b.iter(|| declared_pixels(SEVEN).expect("a header"))
+    });
     c.bench_function("decode 28x28 PNG", |b| {
         b.iter(|| decode(SEVEN, &limits).expect("decodes"))
     });

@@ -74,6 +74,18 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DynamicImage, InputE
     DynamicImage::from_decoder(decoder).map_err(|err| decode_error(err, limits))
 }
 
+/// Width × height as an encoded image's header declares them, read without decoding the image;
+/// `None` when no header can be read (decoding then fails as fast). Lets a caller tell cheap
+/// images from expensive ones before it spends anything on them.
+pub fn declared_pixels(bytes: &[u8]) -> Option<u64> {
+    let (width, height) = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()?;
+    Some(u64::from(width) * u64::from(height))
+}
+
 /// Vector drawings and documents people send for a digit: named, so the answer can say what to do.
 fn document_kind(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
@@ -215,6 +227,23 @@ mod tests {
             "{:?}",
             result.err()
         );
+    }
+
+    #[test]
+    fn declared_pixels_reads_the_header_only() {
+        let png = encode(
+            &DynamicImage::ImageLuma8(GrayImage::new(300, 200)),
+            ImageFormat::Png,
+        );
+        assert_eq!(declared_pixels(&png), Some(60_000));
+        let jpeg = encode(
+            &DynamicImage::ImageRgb8(image::RgbImage::new(40, 30)),
+            ImageFormat::Jpeg,
+        );
+        assert_eq!(declared_pixels(&jpeg), Some(1_200));
+        for not_an_image in [&b""[..], b"hello", &png[..10]] {
+            assert_eq!(declared_pixels(not_an_image), None);
+        }
     }
 
     #[test]

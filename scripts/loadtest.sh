@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Load test: builds the release binary, starts the server on a free loopback port, drives it with
+# wrk and prints a Markdown table of req/s, p50/p99 latency and errors, then the server's peak RSS.
+#
+#   scripts/loadtest.sh [--duration SECONDS] [--connections N] [--soak SECONDS]
+#
+# Scenarios (each --duration, default 10 s): GET /ping; POST /model/predict (multipart 28×28 PNG) at
+# N connections (default 16) and at 1; PUT /predictions/mnist (the raw PNG, as `curl -T`); a KServe
+# v1 :predict of 64 instances. --soak S then drives /model/predict for S seconds and samples RSS.
+# Every scenario's answer is checked once with curl first; any non-2xx answer or socket error makes
+# the script exit 1. Needs wrk, curl and python3 (Debian: apt-get install wrk curl python3).
+# Weights: assets/mnist-classifier.pt, fetched when missing (from $MNIST_ASSET_CACHE when set).
+set -euo pipefail
+
+duration=10 connections=16 soak=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --soak) soak=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SECONDS] [--connections N] [--soak SECONDS]" >&2; exit 2 ;;
+  esac
+done
+
+cd "$(dirname "$0")/.."
+for tool in wrk curl python3; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
+done
+cargo build --release --locked --bin max-mnist
+bin=target/release/max-mnist
+[ -f assets/mnist-classifier.pt ] || "$bin" fetch-assets ${MNIST_ASSET_CACHE:+--bucket "$MNIST_ASSET_CACHE"}
+
+work=$(mktemp -d)
+multipart_type=$(python3 scripts/loadtest/make-bodies.py samples "$work")
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+"$bin" serve --host 127.0.0.1 --port "$port" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
+for _ in $(seq 200); do
+  curl -sf "$base/ping" >/dev/null && break
+  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+rss_kb() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server/status"; }
+failures=0
+declare -A rate
+
+# scenario NAME CONNECTIONS PATH EXPECTED-REGEX [METHOD CONTENT-TYPE BODY-FILE]
+scenario() {
+  local name=$1 conns=$2 path=$3 expected=$4 method=${5:-GET} type=${6:-} body=${7:-}
+  local threads=$((conns < 2 ? 1 : 2)) out="$work/wrk.out" answer
+  local args=(-t"$threads" -c"$conns" -d"${duration}s" --latency)
+  if [ -n "$body" ]; then
+    answer=$(curl -s -X "$method" -H "Content-Type: $type" --data-binary @"$body" "$base$path")
+    BODY_FILE=$body METHOD=$method CONTENT_TYPE=$type \
+      wrk "${args[@]}" -s scripts/loadtest/body.lua "$base$path" >"$out"
+  else
+    answer=$(curl -s "$base$path")
+    wrk "${args[@]}" "$base$path" >"$out"
+  fi
+  if ! grep -Eq "$expected" <<<"$answer"; then
+    echo "$name: unexpected answer ${answer:0:300}" >&2
+    failures=$((failures + 1))
+  fi
+  local rps p50 p99 non2xx errors
+  rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$out")
+  p50=$(awk '$1 == "50%" { print $2 }' "$out")
+  p99=$(awk '$1 == "99%" { print $2 }' "$out")
+  non2xx=$(awk -F: '/Non-2xx or 3xx responses/ { print $2 + 0 }' "$out")
+  errors=$(awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' "$out")
+  non2xx=${non2xx:-0} errors=${errors:-0}
+  [ "$non2xx" -eq 0 ] && [ "$errors" -eq 0 ] || failures=$((failures + 1))
+  rate[$name]=$rps
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "$((non2xx + errors))"
+}
+
+echo
+echo "wrk, ${duration} s per row, on $(nproc) cores shared with the server"
+echo
+echo '| scenario | connections | req/s | p50 | p99 | errors |'
+echo '|---|---|---|---|---|---|'
+scenario "GET /ping" "$connections" /ping '"status"'
+scenario "POST /model/predict" "$connections" /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
+scenario "POST /model/predict, 1 connection" 1 /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
+scenario "PUT /predictions/mnist" "$connections" /predictions/mnist '^7$' PUT image/png "$work/7.png"
+scenario "KServe v1 :predict, 64 instances" "$connections" /v1/models/mnist:predict '"predictions": ?\[0, ?1, ?2' POST application/json "$work/v1-64.json"
+echo
+awk -v predict="${rate["POST /model/predict"]}" -v ping="${rate["GET /ping"]}" \
+  'BEGIN { printf "predict / ping rate: %.2f\n", predict / ping }'
+echo "server peak RSS: $(($(rss_kb VmHWM) / 1024)) MiB (VmHWM), now $(($(rss_kb VmRSS) / 1024)) MiB"
+
+if [ "$soak" -gt 0 ]; then
+  echo
+  echo "soak: POST /model/predict, $connections connections, $soak s; RSS every 5 s (MiB):"
+  BODY_FILE=$work/predict.multipart METHOD=POST CONTENT_TYPE=$multipart_type \
+    wrk -t2 -c"$connections" -d"${soak}s" --latency -s scripts/loadtest/body.lua \
+    "$base/model/predict" >"$work/soak.out" &
+  load=$!
+  samples=()
+  while kill -0 "$load" 2>/dev/null; do
+    samples+=("$(($(rss_kb VmRSS) / 1024))")
+    sleep 5
+  done
+  wait "$load"
+  echo "${samples[*]}"
+  grep -E "Requests/sec|Non-2xx|Socket errors|^ +(50|99)%" "$work/soak.out" || true
+  if grep -Eq "Non-2xx|Socket errors" "$work/soak.out"; then failures=$((failures + 1)); fi
+fi
+
+if [ "$failures" -gt 0 ]; then
+  echo "loadtest: $failures scenario(s) had errors or unexpected answers; server log: " >&2
+  tail -20 "$work/server.log" >&2
+  exit 1
+fi
