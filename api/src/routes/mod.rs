@@ -10,12 +10,14 @@ pub mod torchserve;
 
 use actix_web::web;
 
+/// actix tries routes in this order, so the busiest and the cheapest to match come first; the
+/// patterns that need a regex (KServe v1's `{model}:predict`, Swagger UI's files) come last.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    docs::configure(cfg);
-    health::configure(cfg);
-    kserve_v1::configure(cfg);
-    kserve_v2::configure(cfg);
     model::configure(cfg);
-    explain::configure(cfg);
+    health::configure(cfg);
     torchserve::configure(cfg);
+    explain::configure(cfg);
+    kserve_v2::configure(cfg);
+    kserve_v1::configure(cfg);
+    docs::configure(cfg);
 }
