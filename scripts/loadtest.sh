@@ -6,9 +6,11 @@
 #
 # Scenarios (each --duration, default 10 s): GET /ping; POST /model/predict (multipart 28×28 PNG) at
 # N connections (default 16) and at 1; PUT /predictions/mnist (the raw PNG, as `curl -T`); a KServe
-# v1 :predict of 64 instances. --soak S then drives /model/predict for S seconds and samples RSS.
+# v1 :predict of 64 instances; /ping and /model/predict at 1 connection with server and wrk pinned
+# to one core. --soak S then drives /model/predict for S seconds and samples RSS.
 # Every scenario's answer is checked once with curl first; any non-2xx answer or socket error makes
-# the script exit 1. Needs wrk, curl and python3 (Debian: apt-get install wrk curl python3).
+# the script exit 1. Needs wrk, curl, taskset and python3 (Debian: apt-get install wrk curl
+# util-linux python3).
 # Weights: assets/mnist-classifier.pt, fetched when missing (from $MNIST_ASSET_CACHE when set).
 set -euo pipefail
 
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
-for tool in wrk curl python3; do
+for tool in wrk curl taskset python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
 done
 cargo build --release --locked --bin max-mnist
@@ -45,6 +47,7 @@ done
 
 rss_kb() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server/status"; }
 failures=0
+pin=()
 declare -A rate
 
 # scenario NAME CONNECTIONS PATH EXPECTED-REGEX [METHOD CONTENT-TYPE BODY-FILE]
@@ -55,10 +58,10 @@ scenario() {
   if [ -n "$body" ]; then
     answer=$(curl -s -X "$method" -H "Content-Type: $type" --data-binary @"$body" "$base$path")
     BODY_FILE=$body METHOD=$method CONTENT_TYPE=$type \
-      wrk "${args[@]}" -s scripts/loadtest/body.lua "$base$path" >"$out"
+      "${pin[@]}" wrk "${args[@]}" -s scripts/loadtest/body.lua "$base$path" >"$out"
   else
     answer=$(curl -s "$base$path")
-    wrk "${args[@]}" "$base$path" >"$out"
+    "${pin[@]}" wrk "${args[@]}" "$base$path" >"$out"
   fi
   if ! grep -Eq "$expected" <<<"$answer"; then
     echo "$name: unexpected answer ${answer:0:300}" >&2
@@ -86,6 +89,15 @@ scenario "POST /model/predict" "$connections" /model/predict '"prediction": ?7' 
 scenario "POST /model/predict, 1 connection" 1 /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
 scenario "PUT /predictions/mnist" "$connections" /predictions/mnist '^7$' PUT image/png "$work/7.png"
 scenario "KServe v1 :predict, 64 instances" "$connections" /v1/models/mnist:predict '"predictions": ?\[0, ?1, ?2' POST application/json "$work/v1-64.json"
+# On a VM, waking a process on another core can cost ~100 µs per round trip (a loopback ping-pong
+# between two processes: ~106 µs p50 across cores, ~20 µs on one). Pinning the server and wrk to
+# one core shows the server's own latency.
+taskset -a -p -c 0 "$server" >/dev/null
+pin=(taskset -c 0)
+scenario "GET /ping, 1 connection, one core" 1 /ping '"status"'
+scenario "POST /model/predict, 1 connection, one core" 1 /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
+pin=()
+taskset -a -p -c "0-$(($(nproc) - 1))" "$server" >/dev/null
 echo
 awk -v predict="${rate["POST /model/predict"]}" -v ping="${rate["GET /ping"]}" \
   'BEGIN { printf "predict / ping rate: %.2f\n", predict / ping }'
