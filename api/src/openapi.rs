@@ -31,6 +31,7 @@ use crate::{ApiInfo, ModelMetadata};
         torchserve::models,
         torchserve::describe_model,
         docs::index,
+        docs::demo,
         docs::swagger_json,
         docs::openapi_json,
     ),
@@ -40,7 +41,7 @@ use crate::{ApiInfo, ModelMetadata};
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
         (name = "KServe v1", description = "KServe's v1 inference protocol"),
         (name = "KServe v2", description = "KServe's v2 inference protocol (Open Inference Protocol), with Triton's binary tensor extension"),
-        (name = "operations", description = "Health and documentation"),
+        (name = "operations", description = "Health, documentation and the demo page"),
     )
 )]
 struct ApiDoc;

@@ -70,6 +70,7 @@ fn the_openapi_document_describes_every_route() {
         documented,
         [
             "/",
+            "/demo",
             "/explanations/{model}",
             "/metrics",
             "/model/explain",
@@ -134,4 +135,27 @@ fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
         }
         None => schema,
     }
+}
+
+#[test]
+fn the_demo_page_is_self_contained_and_calls_the_public_api() {
+    let app = spawn_app();
+    let response = app.get("/demo");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let page = response.text().expect("HTML");
+    assert!(page.contains("<canvas"), "no drawing area");
+    // No CDN: nothing is loaded from another origin, and the API is called by relative URLs.
+    for external in ["http://", "https://", "src=\"//", "href=\"//"] {
+        assert!(!page.contains(external), "the page refers to {external}");
+    }
+    assert!(page.contains(r#"fetch("model/predict""#));
+    assert!(page.contains(r#"fetch("model/explain?format=png""#));
+    // Swagger UI's description links to it.
+    let document: Value = app.get("/openapi.json").json().expect("JSON");
+    let description = document["info"]["description"].as_str().unwrap_or_default();
+    assert!(description.contains("(../demo)"), "{description}");
 }

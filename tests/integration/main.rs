@@ -1,6 +1,7 @@
 //! Integration tests: real upstream weights, real image files, a real server on port 0 over HTTP,
 //! the real binary for the CLI.
 
+mod browser;
 mod cli;
 mod corpus;
 mod docs_routes;

@@ -1,4 +1,5 @@
-//! `GET /`: Swagger UI for browsers, `{"status":"alive"}` for API clients; the OpenAPI document.
+//! `GET /`: Swagger UI for browsers, `{"status":"alive"}` for API clients; the OpenAPI document;
+//! `GET /demo`, a page to draw a digit on.
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -54,6 +55,20 @@ fn openapi_response(state: &AppState) -> HttpResponse {
         .body(state.openapi_json.clone())
 }
 
+/// A self-contained page (no CDN) to draw or upload a digit and see the prediction, the ten
+/// probabilities and the explanation heatmap; it calls `model/predict` and `model/explain`.
+#[utoipa::path(get, path = "/demo", tag = "operations", responses(
+    (status = 200, description = "The demo page", content_type = "text/html", body = String),
+))]
+#[get("/demo")]
+pub async fn demo() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(DEMO_PAGE)
+}
+
+const DEMO_PAGE: &str = include_str!("../../static/demo.html");
+
 #[get("/swagger-ui")]
 async fn swagger_ui_without_slash() -> HttpResponse {
     redirect_to_swagger_ui("swagger-ui/")
@@ -68,6 +83,7 @@ fn redirect_to_swagger_ui(location: &str) -> HttpResponse {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(index)
+        .service(demo)
         .service(swagger_json)
         .service(openapi_json)
         .service(swagger_ui_without_slash)
