@@ -1,5 +1,5 @@
-//! MyConvNet's forward pass as one fused CPU kernel: a direct convolution whose accumulators stay in
-//! registers, ReLU and max-pooling applied as each pair of output rows is finished, the fully
+//! MyConvNet's forward pass as one fused CPU kernel: a direct convolution that accumulates each
+//! output row in registers across the 25 taps, ReLU and max-pooling of each finished plane, the fully
 //! connected layers vectorised across their outputs. About 51,000 multiply-adds per image, with no
 //! allocation; candle's generic ops spend hundreds of microseconds on the same network.
 //!
@@ -21,11 +21,11 @@ const TAPS: usize = KERNEL * KERNEL;
 /// MyConvNet's parameters, laid out for the kernel.
 #[derive(Debug, Clone)]
 pub struct FusedConvNet {
-    /// `[tap][out channel]`: the output channels share each input load.
-    conv1_w: [[f32; C1]; TAPS],
+    /// `[out channel][tap]`, PyTorch's layout.
+    conv1_w: [[f32; TAPS]; C1],
     conv1_b: [f32; C1],
-    /// `[in channel][tap][out channel]`: the six output channels share each input load.
-    conv2_w: [[[f32; C2]; TAPS]; C1],
+    /// `[out channel][in channel][tap]`, PyTorch's layout.
+    conv2_w: [[[f32; TAPS]; C1]; C2],
     conv2_b: [f32; C2],
     /// Transposed, `[input][hidden unit]`, so the loop over hidden units vectorises.
     fc1_w: [[f32; HIDDEN]; FLAT],
@@ -60,11 +60,11 @@ impl FusedConvNet {
         expect("fc2.bias", fc2_b, NUM_CLASSES)?;
         // Every length was checked above, so the indexing below stays in bounds.
         Ok(Self {
-            conv1_w: std::array::from_fn(|tap| std::array::from_fn(|co| conv1_w[co * TAPS + tap])),
+            conv1_w: std::array::from_fn(|co| std::array::from_fn(|tap| conv1_w[co * TAPS + tap])),
             conv1_b: std::array::from_fn(|co| conv1_b[co]),
-            conv2_w: std::array::from_fn(|ci| {
-                std::array::from_fn(|tap| {
-                    std::array::from_fn(|co| conv2_w[(co * C1 + ci) * TAPS + tap])
+            conv2_w: std::array::from_fn(|co| {
+                std::array::from_fn(|ci| {
+                    std::array::from_fn(|tap| conv2_w[(co * C1 + ci) * TAPS + tap])
                 })
             }),
             conv2_b: std::array::from_fn(|co| conv2_b[co]),
@@ -108,7 +108,10 @@ impl FusedConvNet {
     fn conv1_relu_pool(&self, image: &[f32; IMAGE_PIXELS]) -> [[[f32; POOLED1]; POOLED1]; C1] {
         let mut pooled = [[[0f32; POOLED1]; POOLED1]; C1];
         let mut plane = [[0f32; SIDE1]; SIDE1];
-        for (co, (out, &bias)) in pooled.iter_mut().zip(&self.conv1_b).enumerate() {
+        for (out, (weights, &bias)) in pooled
+            .iter_mut()
+            .zip(self.conv1_w.iter().zip(&self.conv1_b))
+        {
             // Each output row is accumulated in registers, then stored whole: pooling from
             // memory keeps the compiler from de-interleaving the accumulators, which costs a
             // shuffle per multiply-add.
@@ -117,7 +120,7 @@ impl FusedConvNet {
                 for ky in 0..KERNEL {
                     let line = (y + ky) * IMAGE_SIDE;
                     for kx in 0..KERNEL {
-                        let w = self.conv1_w[ky * KERNEL + kx][co];
+                        let w = weights[ky * KERNEL + kx];
                         axpy(&mut row, window(image, line + kx), w);
                     }
                 }
@@ -133,13 +136,16 @@ impl FusedConvNet {
     fn conv2_relu_pool(&self, pooled1: &[[[f32; POOLED1]; POOLED1]; C1]) -> [f32; FLAT] {
         let mut pooled = [[[0f32; POOLED2]; POOLED2]; C2];
         let mut plane = [[0f32; SIDE2]; SIDE2];
-        for (co, (out, &bias)) in pooled.iter_mut().zip(&self.conv2_b).enumerate() {
+        for (out, (channel_weights, &bias)) in pooled
+            .iter_mut()
+            .zip(self.conv2_w.iter().zip(&self.conv2_b))
+        {
             for (y, plane_row) in plane.iter_mut().enumerate() {
                 let mut row = [bias; SIDE2];
-                for (input, weights) in pooled1.iter().zip(&self.conv2_w) {
+                for (input, weights) in pooled1.iter().zip(channel_weights) {
                     for ky in 0..KERNEL {
                         for kx in 0..KERNEL {
-                            let w = weights[ky * KERNEL + kx][co];
+                            let w = weights[ky * KERNEL + kx];
                             axpy(&mut row, window(&input[y + ky], kx), w);
                         }
                     }
