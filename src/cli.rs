@@ -57,13 +57,21 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub cors_origins: Option<Vec<String>>,
+    /// Models to serve, as `torchserve --models`: NAME=PATH or PATH (the name then comes from the
+    /// .mar manifest or the file), space- or comma-separated. PATH is a TorchServe .mar or a
+    /// weights file. The first also answers the MAX routes. Default: the MAX model (--weights).
+    #[arg(long, env = "MODELS", value_name = "NAME=PATH", value_delimiter = ',', num_args = 1..)]
+    pub models: Option<Vec<String>>,
+    /// Where a relative model PATH is looked up.
+    #[arg(long, env = "MODEL_STORE", value_name = "DIR")]
+    pub model_store: Option<PathBuf>,
     #[command(flatten)]
     pub weights: WeightsArg,
 }
 
 #[derive(Debug, Args, Default)]
 pub struct WeightsArg {
-    /// Weights file: PyTorch checkpoint (legacy or zip) or safetensors.
+    /// The MAX model's weights: PyTorch checkpoint (legacy or zip) or safetensors (or a .mar).
     #[arg(long, env = "MAX_MNIST_WEIGHTS", value_name = "FILE")]
     pub weights: Option<PathBuf>,
 }

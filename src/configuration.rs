@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use max_mnist_api::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
-use max_mnist_core::ImageLimits;
+use max_mnist_core::{ImageLimits, LoadLimits};
 use serde::Deserialize;
 
 const DEFAULT_CONFIG: &str = include_str!("../config.toml");
@@ -15,6 +15,11 @@ const DEFAULT_CONFIG_PATH: &str = "config.toml";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Where a relative model path is looked up (empty: the working directory).
+    pub model_store: PathBuf,
+    /// The models to serve; none: the MAX model of `[model]`.
+    #[serde(default)]
+    pub models: Vec<ModelEntry>,
     pub server: ServerSettings,
     pub model: ModelSettings,
     pub metadata: ModelMetadata,
@@ -40,6 +45,18 @@ pub struct ModelSettings {
     pub version: String,
 }
 
+/// One `[[models]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// The name routes know it by; default: the `.mar` manifest's, else the file's stem.
+    pub name: Option<String>,
+    /// A `.mar` archive or a weights file, relative to `model_store` unless absolute.
+    pub path: PathBuf,
+    /// Default: the `.mar` manifest's, else "1.0".
+    pub version: Option<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AssetSettings {
@@ -60,6 +77,7 @@ pub struct LimitSettings {
     pub max_image_pixels: u64,
     pub max_image_side: u32,
     pub max_decoder_bytes: u64,
+    pub max_model_bytes: u64,
     pub request_timeout_secs: u64,
     pub keep_alive_secs: u64,
 }
@@ -83,19 +101,21 @@ impl Settings {
             .context("invalid configuration: see config.toml for the settings and their types")
     }
 
-    pub fn image_limits(&self) -> ImageLimits {
-        ImageLimits {
-            max_image_pixels: self.limits.max_image_pixels,
-            max_image_side: self.limits.max_image_side,
-            max_decoder_bytes: self.limits.max_decoder_bytes,
+    pub fn load_limits(&self) -> LoadLimits {
+        LoadLimits {
+            max_model_bytes: self.limits.max_model_bytes,
+            image: ImageLimits {
+                max_image_pixels: self.limits.max_image_pixels,
+                max_image_side: self.limits.max_image_side,
+                max_decoder_bytes: self.limits.max_decoder_bytes,
+            },
         }
     }
 
-    pub fn service_settings(&self) -> ServiceSettings {
+    /// The service settings; `metadata` is the first model's `GET /model/metadata`.
+    pub fn service_settings(&self, metadata: ModelMetadata) -> ServiceSettings {
         ServiceSettings {
-            model_name: self.model.name.clone(),
-            model_version: self.model.version.clone(),
-            metadata: self.metadata.clone(),
+            metadata,
             api: self.api.clone(),
             cors: CorsSettings {
                 enabled: self.server.cors_enable,
@@ -135,6 +155,35 @@ mod tests {
         let settings = Settings::load(Some(Path::new("config.toml"))).expect("config.toml parses");
         assert_eq!(settings.server.port, 5000);
         assert_eq!(settings.metadata.kind, "Image Classification");
+        assert!(settings.models.is_empty());
+    }
+
+    #[test]
+    fn models_can_be_listed_in_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("models.toml");
+        std::fs::write(
+            &path,
+            "model_store = \"store\"\n[[models]]\nname = \"mnist\"\npath = \"mnist.mar\"\n\n[[models]]\npath = \"max.pt\"\nversion = \"2\"\n",
+        )
+        .expect("write");
+        let settings = Settings::load(Some(&path)).expect("loads");
+        assert_eq!(settings.model_store, Path::new("store"));
+        assert_eq!(
+            settings.models,
+            [
+                ModelEntry {
+                    name: Some("mnist".into()),
+                    path: "mnist.mar".into(),
+                    version: None
+                },
+                ModelEntry {
+                    name: None,
+                    path: "max.pt".into(),
+                    version: Some("2".into())
+                },
+            ]
+        );
     }
 
     #[test]

@@ -4,4 +4,5 @@ pub mod assets;
 pub mod checksums;
 pub mod cli;
 pub mod configuration;
+pub mod models;
 pub mod predict;

@@ -3,17 +3,15 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use max_mnist_api::Application;
-use max_mnist_core::MnistClassifier;
 
-use max_mnist::cli::{Cli, Command, ServeArgs, WeightsArg};
+use max_mnist::cli::{Cli, Command, ServeArgs};
 use max_mnist::configuration::Settings;
-use max_mnist::{assets, checksums, predict};
+use max_mnist::{assets, checksums, models, predict};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -58,29 +56,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             healthcheck(&args.host, args.port.unwrap_or(settings.server.port))
         }
         Some(Command::Predict(args)) => {
-            let model = load_model(&settings, &args.weights)?;
-            Ok(predict::run(&model, &args.files))
+            let to_load = models::to_load(
+                &settings,
+                None,
+                &settings.model_store,
+                args.weights.weights.as_deref(),
+            )?;
+            let loaded = models::load_all(&to_load, &settings.load_limits())?;
+            let model = loaded
+                .first()
+                .context("no model to predict with")?
+                .model
+                .clone();
+            Ok(predict::run(model.as_ref(), &args.files))
         }
     }
 }
 
-fn load_model(settings: &Settings, weights: &WeightsArg) -> anyhow::Result<MnistClassifier> {
-    let path: PathBuf = weights
-        .weights
-        .clone()
-        .unwrap_or_else(|| settings.model.weights.clone());
-    MnistClassifier::load(&path, settings.image_limits()).with_context(|| {
-        format!(
-            "cannot load the model from {}; run `max-mnist fetch-assets` to download and verify the \
-             upstream weights, or point --weights (env MAX_MNIST_WEIGHTS) at your own file",
-            path.display()
-        )
-    })
-}
-
 fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let model = load_model(settings, &args.weights)?;
-    let mut service = settings.service_settings();
+    let store: PathBuf = args
+        .model_store
+        .clone()
+        .unwrap_or_else(|| settings.model_store.clone());
+    let to_load = models::to_load(
+        settings,
+        args.models.as_deref(),
+        &store,
+        args.weights.weights.as_deref(),
+    )?;
+    let loaded = models::load_all(&to_load, &settings.load_limits())?;
+    let first = loaded.first().context("no model to serve")?.model.info();
+    let mut service = settings.service_settings(models::metadata(settings, first));
     if let Some(enabled) = args.cors_enable {
         service.cors.enabled = enabled;
     }
@@ -96,8 +102,19 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listener = TcpListener::bind((host.as_str(), port))
         .with_context(|| format!("cannot listen on {host}:{port}; choose another --port"))?;
     let address = listener.local_addr()?;
+    for model in &loaded {
+        let info = model.model.info();
+        log::info!(
+            "model `{}` version {}: {} ({}) from {}",
+            info.name,
+            info.version,
+            info.architecture.name(),
+            info.architecture.origin(),
+            model.url
+        );
+    }
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(listener, Arc::new(model), service)?;
+        let app = Application::build(listener, loaded, service)?;
         log::info!("serving on http://{address} (Swagger UI at /)");
         app.run_until_stopped().await
     })?;

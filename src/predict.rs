@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use max_mnist_core::{CoreError, DigitModel, Prediction};
+use max_mnist_core::{ClassProbability, Model, RawInput};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -11,7 +11,7 @@ use serde::Serialize;
 enum Line<'a> {
     Prediction {
         file: &'a str,
-        prediction: u8,
+        prediction: usize,
         probability: f32,
     },
     Error {
@@ -20,14 +20,14 @@ enum Line<'a> {
     },
 }
 
-pub fn run(model: &dyn DigitModel, files: &[PathBuf]) -> ExitCode {
+pub fn run(model: &dyn Model, files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for path in files {
         let file = path.to_string_lossy();
         let line = match classify(model, path) {
             Ok(top) => Line::Prediction {
                 file: &file,
-                prediction: top.prediction,
+                prediction: top.class,
                 probability: top.probability,
             },
             Err(error) => {
@@ -50,14 +50,11 @@ pub fn run(model: &dyn DigitModel, files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn classify(model: &dyn DigitModel, path: &PathBuf) -> Result<Prediction, String> {
+fn classify(model: &dyn Model, path: &PathBuf) -> Result<ClassProbability, String> {
     let bytes = std::fs::read(path).map_err(|err| format!("cannot read the file: {err}"))?;
-    let input = model.pre_process(&bytes).map_err(|err| err.to_string())?;
-    let logits = model
-        .predict(std::slice::from_ref(&input))
-        .map_err(|err: CoreError| err.to_string())?;
-    logits
+    max_mnist_core::classify(model, &[RawInput::File(&bytes)])
+        .map_err(|err| err.to_string())?
         .first()
-        .and_then(|logits| model.post_process(logits, 1).into_iter().next())
+        .and_then(|classification| classification.top_k(1).first().copied())
         .ok_or_else(|| "the model returned no prediction".to_owned())
 }

@@ -73,7 +73,11 @@ impl From<CoreError> for ApiError {
                 Self::UnsupportedMediaType(err.to_string())
             }
             CoreError::Input(err) => Self::BadRequest(err.to_string()),
-            other => Self::Internal(other.to_string()),
+            CoreError::Argument(message) => Self::BadRequest(message),
+            other @ (CoreError::Weights(_)
+            | CoreError::Inference(_)
+            | CoreError::Encoding(_)
+            | CoreError::Internal(_)) => Self::Internal(other.to_string()),
         }
     }
 }

@@ -1,25 +1,33 @@
-//! Every protocol's path to the model: instances pre-processed, then the whole batch in one forward
-//! pass. Small images are classified on the async worker; big ones (and explanations) on the
-//! blocking pool, holding a decode slot.
+//! Every protocol's path to a model: its instances pre-processed, then the whole batch in one
+//! forward pass. Cheap requests run on the async worker that received them; expensive ones (big
+//! images, big networks, explanations) on the blocking pool, holding one of their model's slots.
 
 use actix_web::web::{self, Bytes};
-use max_mnist_core::explain::{Explanation, MAX_STEPS};
-use max_mnist_core::image_input::declared_pixels;
-use max_mnist_core::{
-    CoreError, DigitModel, Logits, ModelInput, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES,
-};
+use max_mnist_core::{Classification, Explained, RawInput, Work};
+use serde::ser::SerializeSeq;
+use serde::Serialize;
 
 use crate::errors::ApiError;
+use crate::registry::ServedModel;
 use crate::startup::AppState;
 use crate::RequestLimits;
 
 /// One thing to classify, as a protocol received it.
 #[derive(Debug, Clone)]
 pub enum Instance {
-    /// An encoded image file (PNG, JPEG, …).
-    Image(Bytes),
-    /// 784 intensities, row-major.
+    /// An encoded file (PNG, JPEG, …).
+    File(Bytes),
+    /// Numbers, row-major.
     Tensor(Vec<f64>),
+}
+
+impl Instance {
+    pub fn raw(&self) -> RawInput<'_> {
+        match self {
+            Self::File(bytes) => RawInput::File(bytes),
+            Self::Tensor(values) => RawInput::Tensor(values),
+        }
+    }
 }
 
 /// Refuses a request with more instances than one forward pass may take.
@@ -36,141 +44,139 @@ pub fn check_instance_count(count: usize, limits: &RequestLimits) -> Result<(), 
     }
 }
 
-/// Requests whose images declare at most this many pixels in all are classified on the async
-/// worker that received them: for them the hand-off to the blocking pool costs more than the work
-/// (measured in BENCHMARKS.md). 65,536 pixels take well under a millisecond to decode and normalise;
-/// a batch of 64 MNIST-size images fits.
-const INLINE_PIXEL_BUDGET: u64 = 1 << 16;
+/// Work that runs on the async worker that received it: for it the hand-off to the blocking pool
+/// costs more than the work (measured in BENCHMARKS.md). 65,536 pixels take well under a
+/// millisecond to decode and normalise, and a batch of 64 MNIST-size images fits; 4 M
+/// multiply-adds are a batch of 64 for MyConvNet (~0.2 ms) but not one image for TorchServe's Net.
+const INLINE_WORK: Work = Work {
+    pixels: 1 << 16,
+    multiply_adds: 4_000_000,
+};
 
-/// The logits of every instance, in order, from one forward pass.
-pub async fn classify(state: &AppState, instances: Vec<Instance>) -> Result<Vec<Logits>, ApiError> {
-    state.metrics.observe_batch(instances.len());
-    if is_light(&instances) {
-        return run_model(state.model.as_ref(), &instances).map_err(ApiError::from);
+fn runs_inline(work: Work) -> bool {
+    work.pixels <= INLINE_WORK.pixels && work.multiply_adds <= INLINE_WORK.multiply_adds
+}
+
+/// Each instance's classification, in order, from one forward pass.
+pub async fn classify(
+    state: &AppState,
+    served: &ServedModel,
+    instances: Vec<Instance>,
+) -> Result<Vec<Classification>, ApiError> {
+    let model = &served.model;
+    state
+        .metrics
+        .observe_batch(&model.info().name, instances.len());
+    let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
+    if runs_inline(model.work(&raws)) {
+        return Ok(max_mnist_core::classify(model.as_ref(), &raws)?);
     }
-    // Big images are decoded on the blocking pool, a bounded number at a time (their memory).
-    let _decode_slot = state
-        .decode_slots
+    let _slot = served
+        .slots
         .acquire()
         .await
-        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
-    let model = state.model.clone();
-    web::block(move || run_model(model.as_ref(), &instances))
-        .await
-        .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))?
-        .map_err(ApiError::from)
+        .map_err(|err| ApiError::Internal(format!("no model slot ({err}): try again")))?;
+    let model = model.clone();
+    web::block(move || {
+        let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
+        max_mnist_core::classify(model.as_ref(), &raws)
+    })
+    .await
+    .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))?
+    .map_err(ApiError::from)
 }
 
-/// Whether the images' headers declare no more than [`INLINE_PIXEL_BUDGET`] pixels in all.
-fn is_light(instances: &[Instance]) -> bool {
-    let mut pixels = 0u64;
-    for instance in instances {
-        pixels += match instance {
-            Instance::Image(bytes) => declared_pixels(bytes).unwrap_or(0),
-            Instance::Tensor(_) => IMAGE_PIXELS as u64,
-        };
-        if pixels > INLINE_PIXEL_BUDGET {
-            return false;
-        }
-    }
-    true
-}
-
-fn run_model(model: &dyn DigitModel, instances: &[Instance]) -> Result<Vec<Logits>, CoreError> {
-    let inputs = instances
-        .iter()
-        .map(|instance| match instance {
-            Instance::Image(bytes) => model.pre_process(bytes),
-            Instance::Tensor(values) => Ok(ModelInput::from_intensities(values)?),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    model.predict(&inputs)
-}
-
-/// Steps of the Integrated Gradients quadrature when a request names none (SPEC: 50).
-pub const DEFAULT_STEPS: usize = 50;
-
-/// What an explanation route answers from.
-pub struct Explained {
-    pub input: ModelInput,
-    pub prediction: u8,
-    pub explanation: Explanation,
-}
-
-/// Integrated Gradients for one instance: of `target`, or of the predicted class when it is `None`.
+/// Integrated Gradients for one instance: of `target`, or of the model's default target.
 pub async fn explain(
-    state: &AppState,
+    served: &ServedModel,
     instance: Instance,
     target: Option<usize>,
     steps: usize,
 ) -> Result<Explained, ApiError> {
-    if let Some(target) = target.filter(|&t| t >= NUM_CLASSES) {
-        return Err(ApiError::BadRequest(format!(
-            "target must be a digit from 0 to 9, got {target}"
-        )));
-    }
-    if !(1..=MAX_STEPS).contains(&steps) {
-        return Err(ApiError::BadRequest(format!(
-            "steps must be from 1 to {MAX_STEPS}, got {steps}"
-        )));
-    }
-    let _decode_slot = state
-        .decode_slots
+    let _slot = served
+        .slots
         .acquire()
         .await
-        .map_err(|err| ApiError::Internal(format!("no decode slot ({err}): try again")))?;
-    let model = state.model.clone();
-    web::block(move || -> Result<Explained, CoreError> {
-        let input = match instance {
-            Instance::Image(bytes) => model.pre_process(&bytes)?,
-            Instance::Tensor(values) => ModelInput::from_intensities(&values)?,
-        };
-        let logits = model.predict(std::slice::from_ref(&input))?;
-        let prediction = logits
-            .first()
-            .and_then(|logits| model.post_process(logits, 1).first().copied())
-            .map_or(0, |top| top.prediction);
-        let explanation =
-            model.explain(&input, target.unwrap_or(usize::from(prediction)), steps)?;
-        Ok(Explained {
-            input,
-            prediction,
-            explanation,
-        })
-    })
-    .await
-    .map_err(|err| ApiError::Internal(format!("the explanation task failed ({err}): try again")))?
-    .map_err(ApiError::from)
+        .map_err(|err| ApiError::Internal(format!("no model slot ({err}): try again")))?;
+    let model = served.model.clone();
+    web::block(move || max_mnist_core::explain(model.as_ref(), instance.raw(), target, steps))
+        .await
+        .map_err(|err| {
+            ApiError::Internal(format!("the explanation task failed ({err}): try again"))
+        })?
+        .map_err(ApiError::from)
 }
 
-/// Attributions as 28 rows of 28.
-pub fn rows(attributions: &[f32]) -> Vec<&[f32]> {
-    attributions.chunks(IMAGE_SIDE).collect()
+/// Flat values written as nested JSON arrays of `shape` (`[28,28]` → 28 rows of 28), as `f32`.
+pub struct Nested<'a> {
+    pub values: &'a [f32],
+    pub shape: &'a [usize],
+}
+
+impl Serialize for Nested<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Some((_, inner_shape @ [_, ..])) = self.shape.split_first() else {
+            return self.values.serialize(serializer);
+        };
+        let inner: usize = inner_shape.iter().product::<usize>().max(1);
+        let mut seq = serializer.serialize_seq(Some(self.values.len().div_ceil(inner)))?;
+        for chunk in self.values.chunks(inner) {
+            seq.serialize_element(&Nested {
+                values: chunk,
+                shape: inner_shape,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+/// A shape without its leading 1s: `[1,28,28]` → `[28,28]`.
+pub fn trimmed(shape: &[usize]) -> &[usize] {
+    let mut shape = shape;
+    while let [1, rest @ ..] = shape {
+        if rest.is_empty() {
+            break;
+        }
+        shape = rest;
+    }
+    shape
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
+    #[test]
+    fn mnist_size_batches_run_inline_and_big_work_does_not() {
+        let batch_of_64 = Work {
+            pixels: 64 * 784,
+            multiply_adds: 64 * 51_000,
+        };
+        assert!(runs_inline(batch_of_64));
+        assert!(!runs_inline(Work {
+            pixels: 300 * 300,
+            multiply_adds: 51_000
+        }));
+        assert!(!runs_inline(Work {
+            pixels: 784,
+            multiply_adds: 12_000_000
+        }));
+    }
 
     #[test]
-    fn mnist_size_batches_run_inline_and_big_images_do_not() {
-        let seven = Instance::Image(Bytes::from_static(SEVEN));
-        assert!(is_light(&vec![seven.clone(); 64]));
-        assert!(is_light(&[Instance::Tensor(vec![0.0; IMAGE_PIXELS])]));
-        // Undecodable bytes fail as fast inline as anywhere.
-        assert!(is_light(&[Instance::Image(Bytes::from_static(
-            b"not an image"
-        ))]));
-        assert!(!is_light(&vec![seven; 128]));
-        let mut photo = Vec::new();
-        image::DynamicImage::new_rgb8(300, 300)
-            .write_to(
-                &mut std::io::Cursor::new(&mut photo),
-                image::ImageFormat::Png,
-            )
-            .expect("encodes");
-        assert!(!is_light(&[Instance::Image(photo.into())]));
+    fn values_nest_in_their_shape() {
+        let values: Vec<f32> = (0..6).map(|v| v as f32 * 0.5).collect();
+        let nested = |shape: &[usize]| {
+            serde_json::to_string(&Nested {
+                values: &values,
+                shape,
+            })
+            .expect("serialises")
+        };
+        assert_eq!(nested(&[6]), "[0.0,0.5,1.0,1.5,2.0,2.5]");
+        assert_eq!(nested(&[2, 3]), "[[0.0,0.5,1.0],[1.5,2.0,2.5]]");
+        assert_eq!(nested(&[1, 2, 3]), "[[[0.0,0.5,1.0],[1.5,2.0,2.5]]]");
+        assert_eq!(trimmed(&[1, 28, 28]), [28, 28]);
+        assert_eq!(trimmed(&[1]), [1]);
     }
 }

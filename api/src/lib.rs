@@ -1,15 +1,18 @@
 //! The HTTP layer of max-mnist: actix-web routes, the OpenAPI document, JSON errors.
-//! It knows the model only through [`max_mnist_core::DigitModel`].
+//! It knows models only through [`max_mnist_core::Model`] and their description.
 
 pub mod catch_panic;
 pub mod errors;
 pub mod inference;
 pub mod metrics;
 pub mod openapi;
+pub mod options;
+pub mod registry;
 pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod upload;
 
+pub use registry::LoadedModel;
 pub use settings::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
 pub use startup::{AppState, Application};

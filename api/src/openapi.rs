@@ -1,5 +1,11 @@
-//! The OpenAPI document, with `info` from the configuration.
+//! The OpenAPI document: `info` from the configuration, the `{model}` parameters from the models
+//! served.
 
+use max_mnist_core::ModelInfo;
+use serde_json::json;
+use utoipa::openapi::path::{Operation, Parameter};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
@@ -37,7 +43,7 @@ use crate::{ApiInfo, ModelMetadata};
     ),
     components(schemas(ErrorBody, ModelMetadata)),
     tags(
-        (name = "MAX", description = "Model Asset Exchange routes: metadata, labels, prediction"),
+        (name = "MAX", description = "Model Asset Exchange routes of the first model: metadata, labels, prediction, explanation"),
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
         (name = "KServe v1", description = "KServe's v1 inference protocol"),
         (name = "KServe v2", description = "KServe's v2 inference protocol (Open Inference Protocol), with Triton's binary tensor extension"),
@@ -46,11 +52,61 @@ use crate::{ApiInfo, ModelMetadata};
 )]
 struct ApiDoc;
 
-/// The document served at `/swagger.json` and `/openapi.json`.
-pub fn document(info: &ApiInfo) -> utoipa::openapi::OpenApi {
+/// The document served at `/swagger.json` and `/openapi.json`, for `models` (the first answers the
+/// MAX routes).
+pub fn document(info: &ApiInfo, models: &[ModelInfo]) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
     document.info.title = info.title.clone();
     document.info.description = Some(info.description.clone());
     document.info.version = info.version.clone();
+    let served: Vec<String> = models
+        .iter()
+        .map(|m| {
+            format!(
+                "`{}` ({} from {}, version {})",
+                m.name,
+                m.architecture.name(),
+                m.architecture.origin(),
+                m.version
+            )
+        })
+        .collect();
+    let description = format!("A served model: {}", served.join(", "));
+    let first = models.first().map(|m| m.name.clone());
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            describe_model_parameter(operation, &description, first.as_deref());
+        }
+    }
     document
+}
+
+/// The `{model}` parameter, described with the models served and the first one pre-filled.
+fn describe_model_parameter(operation: &mut Operation, description: &str, first: Option<&str>) {
+    let parameters = operation.parameters.iter_mut().flatten();
+    for parameter in parameters {
+        let RefOr::T(parameter) = parameter else {
+            continue;
+        };
+        if parameter.name == "model" {
+            *parameter = model_parameter(parameter.clone(), description, first);
+        }
+    }
+}
+
+fn model_parameter(mut parameter: Parameter, description: &str, first: Option<&str>) -> Parameter {
+    parameter.description = Some(description.to_owned());
+    parameter.schema = Some(RefOr::T(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .default(first.map(|name| json!(name)))
+            .into(),
+    ));
+    parameter
 }

@@ -5,8 +5,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::errors::ApiError;
-
 /// `GET /model/metadata`, as MAX serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -35,32 +33,11 @@ pub struct ApiInfo {
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
-    /// The model's name and version in the TorchServe and KServe routes.
-    pub model_name: String,
-    pub model_version: String,
+    /// `GET /model/metadata`: the first model's.
     pub metadata: ModelMetadata,
     pub api: ApiInfo,
     pub cors: CorsSettings,
     pub limits: RequestLimits,
-}
-
-impl ServiceSettings {
-    /// Whether a TorchServe or KServe route names the model served (and its version, when it names one).
-    pub fn check_model(&self, model: &str, version: Option<&str>) -> Result<(), ApiError> {
-        if model != self.model_name {
-            return Err(ApiError::NotFound(format!(
-                "model `{model}` is not served here; this server serves `{}`",
-                self.model_name
-            )));
-        }
-        match version {
-            Some(version) if version != self.model_version => Err(ApiError::NotFound(format!(
-                "model `{model}` has no version `{version}`; this server serves version {}",
-                self.model_version
-            ))),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Cross-origin requests, as MAX's `CORS_ENABLE`: off, from any origin, or from the listed ones.
@@ -78,7 +55,8 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Most parts in one multipart body.
     pub max_multipart_parts: usize,
-    /// Most images decoded at once: each may take up to the decoder's memory limit.
+    /// Most expensive tasks (big images, explanations, big networks) of one model at once: each
+    /// may take up to the decoder's memory limit.
     pub max_concurrent_decodes: usize,
     /// Most instances in one KServe request (one forward pass).
     pub max_instances: usize,

@@ -1,25 +1,22 @@
 //! Building and running the HTTP server.
 
 use std::net::TcpListener;
-use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
-use max_mnist_core::DigitModel;
 
 use crate::catch_panic::catch_panic;
 use crate::metrics::{self, Metrics};
+use crate::registry::{LoadedModel, Registry};
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
 /// What every handler shares.
 pub struct AppState {
-    pub model: Arc<dyn DigitModel>,
+    pub registry: Registry,
     pub settings: ServiceSettings,
     /// Serialised once at start-up.
     pub openapi_json: web::Bytes,
-    /// Bounds the images being decoded at once, and so the memory they take.
-    pub decode_slots: tokio::sync::Semaphore,
     pub metrics: Metrics,
 }
 
@@ -30,25 +27,26 @@ pub struct Application {
 }
 
 impl Application {
+    /// The server for `models` (the first also answers the MAX routes), listening on `listener`.
     pub fn build(
         listener: TcpListener,
-        model: Arc<dyn DigitModel>,
+        models: Vec<LoadedModel>,
         settings: ServiceSettings,
     ) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
-        let openapi_json = serde_json::to_vec(&openapi::document(&settings.api))
+        let infos: Vec<_> = models.iter().map(|m| m.model.info().clone()).collect();
+        let openapi_json = serde_json::to_vec(&openapi::document(&settings.api, &infos))
             .map_err(std::io::Error::other)?
             .into();
         let limits = settings.limits.clone();
         let cors = settings.cors.clone();
-        let metrics = Metrics::new(&settings.model_name, &settings.model_version)
-            .map_err(std::io::Error::other)?;
+        let metrics = Metrics::new().map_err(std::io::Error::other)?;
+        for info in &infos {
+            metrics.add_model(info);
+        }
         let state = web::Data::new(AppState {
-            model,
+            registry: Registry::new(models, settings.limits.max_concurrent_decodes),
             metrics,
-            decode_slots: tokio::sync::Semaphore::new(
-                settings.limits.max_concurrent_decodes.max(1),
-            ),
             settings,
             openapi_json,
         });

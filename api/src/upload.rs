@@ -88,24 +88,12 @@ pub fn text_part(parts: &[Part], name: &str) -> Result<Option<String>, ApiError>
         .transpose()
 }
 
-/// A whole number from `range`, `default` when absent; a 400 naming the field otherwise.
-pub fn parse_bounded(
-    value: Option<&str>,
-    name: &str,
-    range: std::ops::RangeInclusive<usize>,
-    default: usize,
-) -> Result<usize, ApiError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match value.trim().parse::<usize>() {
-        Ok(number) if range.contains(&number) => Ok(number),
-        _ => Err(ApiError::BadRequest(format!(
-            "{name} must be a whole number from {} to {}, got `{value}`",
-            range.start(),
-            range.end()
-        ))),
-    }
+/// A whole number; a 400 naming the field otherwise. (Its range is the model's to check.)
+pub fn parse_number(value: &str, name: &str) -> Result<usize, ApiError> {
+    value
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| ApiError::BadRequest(format!("{name} must be a whole number, got `{value}`")))
 }
 
 /// Turns multipart refusals into errors that say what to do.

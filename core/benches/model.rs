@@ -1,33 +1,68 @@
-//! `cargo bench -p max-mnist-core`: the model's costs on the upstream weights — the header peek
-//! that decides where a request runs, decoding, the MNIST-style normalisation, the forward pass
-//! (fused kernel, the kernel as a candle custom op, and candle's layers) at batch 1 and 64, and a
-//! 50-step Integrated Gradients explanation.
-//! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`).
+//! `cargo bench -p max-mnist-core`: the models' costs — the header peek that decides where a
+//! request runs, decoding, the MNIST-style normalisation, the forward passes at batch 1 and 64
+//! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel),
+//! and Integrated Gradients explanations.
+//! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
+//! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` when that variable is set.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use image::{imageops, DynamicImage, Rgb, RgbImage};
+use max_mnist_core::architectures::my_convnet::MyConvNetModel;
 use max_mnist_core::image_input::{declared_pixels, decode, to_mnist_pixels};
-use max_mnist_core::{DigitModel, ImageLimits, MnistClassifier};
+use max_mnist_core::{Architecture, ImageLimits, LoadLimits, Model, ModelIdentity, RawInput};
 
 const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
 
-fn classifier() -> MnistClassifier {
+fn limits() -> LoadLimits {
+    LoadLimits {
+        max_model_bytes: 256 << 20,
+        image: ImageLimits::default(),
+    }
+}
+
+fn my_convnet() -> MyConvNetModel {
     let path = std::env::var_os("MAX_MNIST_WEIGHTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/mnist-classifier.pt")
         });
-    MnistClassifier::load(&path, ImageLimits::default()).unwrap_or_else(|err| {
-        panic!("{err}: run `max-mnist fetch-assets` or set MAX_MNIST_WEIGHTS")
-    })
+    let bytes = std::fs::read(&path).unwrap_or_else(|err| {
+        panic!(
+            "{}: {err}: run `max-mnist fetch-assets` or set MAX_MNIST_WEIGHTS",
+            path.display()
+        )
+    });
+    let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
+    let (architecture, state_dict) = Architecture::recognise(tensors).expect("MyConvNet");
+    assert_eq!(architecture, Architecture::MyConvNet);
+    let identity = ModelIdentity {
+        name: "mnist".into(),
+        version: "1".into(),
+        labels: None,
+    };
+    MyConvNetModel::new(&state_dict, identity, ImageLimits::default()).expect("builds")
+}
+
+fn torchserve_net() -> Option<Arc<dyn Model>> {
+    let dir = std::env::var_os("MNIST_TORCHSERVE_DIR").map(PathBuf::from);
+    let Some(dir) = dir else {
+        eprintln!("note: MNIST_TORCHSERVE_DIR is not set, so Net is not measured");
+        return None;
+    };
+    let source = max_mnist_core::ModelSource {
+        path: dir.join("mnist.mar"),
+        name: None,
+        version: None,
+    };
+    Some(max_mnist_core::load(&source, &limits()).expect("mnist.mar loads"))
 }
 
 /// The sample 7 as a phone might see it: 280×280 RGB, dark ink on light paper.
 fn photo_of_seven() -> DynamicImage {
-    let limits = ImageLimits::default();
-    let gray = decode(SEVEN, &limits)
+    let gray = decode(SEVEN, &ImageLimits::default())
         .expect("the sample decodes")
         .into_luma8();
     let big = imageops::resize(&gray, 280, 280, imageops::FilterType::Triangle);
@@ -38,7 +73,7 @@ fn photo_of_seven() -> DynamicImage {
 }
 
 fn input_benches(c: &mut Criterion) {
-    let model = classifier();
+    let model = my_convnet();
     let limits = ImageLimits::default();
     c.bench_function("declared_pixels 28x28 PNG", |b| {
         b.iter(|| declared_pixels(SEVEN).expect("a header"))
@@ -47,7 +82,7 @@ fn input_benches(c: &mut Criterion) {
         b.iter(|| decode(SEVEN, &limits).expect("decodes"))
     });
     c.bench_function("pre_process 28x28 PNG", |b| {
-        b.iter(|| model.pre_process(SEVEN).expect("decodes"))
+        b.iter(|| model.pre_process(RawInput::File(SEVEN)).expect("decodes"))
     });
     let photo = photo_of_seven();
     c.bench_function("normalise 280x280 RGB photo", |b| {
@@ -55,9 +90,11 @@ fn input_benches(c: &mut Criterion) {
     });
 }
 
-fn model_benches(c: &mut Criterion) {
-    let model = classifier();
-    let seven = model.pre_process(SEVEN).expect("the sample decodes");
+fn my_convnet_benches(c: &mut Criterion) {
+    let model = my_convnet();
+    let seven = model
+        .pre_process(RawInput::File(SEVEN))
+        .expect("the sample decodes");
     let mut group = c.benchmark_group("forward");
     for batch in [1usize, 64] {
         let inputs = vec![seven.clone(); batch];
@@ -78,5 +115,32 @@ fn model_benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, input_benches, model_benches);
+fn net_benches(c: &mut Criterion) {
+    let Some(model) = torchserve_net() else {
+        return;
+    };
+    let seven = model
+        .pre_process(RawInput::File(SEVEN))
+        .expect("the sample decodes");
+    let mut group = c.benchmark_group("net forward");
+    group.sample_size(30);
+    for batch in [1usize, 4, 16, 64] {
+        let inputs = vec![seven.clone(); batch];
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("batch {batch}"), |b| {
+            b.iter(|| model.predict(&inputs).expect("predicts"))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("net explain");
+    group.sample_size(10);
+    for steps in [15, 50] {
+        group.bench_function(format!("{steps} steps"), |b| {
+            b.iter(|| model.explain(&seven, 7, steps).expect("explains"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, input_benches, my_convnet_benches, net_benches);
 criterion_main!(benches);

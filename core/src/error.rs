@@ -19,10 +19,19 @@ pub enum InputError {
     ZeroSize { width: u32, height: u32 },
     #[error("the image is {width}×{height} pixels, a side longer than the limit of {limit} (setting limits.max_image_side): send a smaller image")]
     SideTooLong { width: u32, height: u32, limit: u32 },
-    #[error("a numeric instance has {found} values; send 784 (shape [28,28], [1,28,28] or [784])")]
-    TensorSize { found: usize },
+    #[error("a numeric instance has {found} values; send {expected} (shape {shapes})")]
+    TensorSize {
+        found: usize,
+        expected: usize,
+        shapes: String,
+    },
     #[error("a numeric instance holds {value}; send intensities in 0..1 (or 0..255), finite")]
     TensorValue { value: f64 },
+    #[error("this model takes {expected}, not {found}")]
+    WrongKind {
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("decoding the image would need more than {limit} bytes of memory (setting limits.max_decoder_bytes): send a smaller image")]
     DecoderMemory { limit: u64 },
 }
@@ -35,26 +44,27 @@ pub enum WeightsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a PyTorch checkpoint (legacy or zip) nor a safetensors file")]
-    UnknownFormat { path: PathBuf },
+    #[error("the file is not a PyTorch checkpoint (legacy or zip), a safetensors file or a TorchServe .mar archive")]
+    UnknownFormat,
     #[error("malformed checkpoint: {0}")]
     Malformed(String),
     #[error("truncated checkpoint: {0}")]
     Truncated(String),
-    #[error(
-        "the state dict has no tensor `{0}`; is this a MyConvNet (MAX PyTorch MNIST) checkpoint?"
-    )]
-    MissingKey(String),
-    #[error("the state dict has an unexpected tensor `{0}`; is this a MyConvNet (MAX PyTorch MNIST) checkpoint?")]
-    UnexpectedKey(String),
-    #[error("tensor `{name}` has shape {found:?}, MyConvNet needs {expected:?}")]
+    #[error("the state dict is none of the networks this server runs.\nIt holds: {found}.\nServed: {served}")]
+    UnknownArchitecture { found: String, served: String },
+    #[error("tensor `{name}` has shape {found:?}, {architecture} needs {expected:?}")]
     WrongShape {
+        architecture: &'static str,
         name: String,
         expected: Vec<usize>,
         found: Vec<usize>,
     },
-    #[error("tensor `{name}` has dtype {found}, MyConvNet needs floating-point weights")]
+    #[error("tensor `{name}` has dtype {found}; floating-point weights are needed")]
     WrongDtype { name: String, found: String },
+    #[error("model archive: {0}")]
+    Archive(String),
+    #[error("{what} is {size} bytes, more than the limit of {limit} (setting limits.max_model_bytes): check the file, or raise the limit")]
+    TooLarge { what: String, size: u64, limit: u64 },
     #[error("cannot build a tensor: {0}")]
     Tensor(#[from] candle_core::Error),
 }
@@ -62,10 +72,20 @@ pub enum WeightsError {
 /// Everything `core` can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
+    /// The client's instance cannot be used.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// The client asked for something the model cannot give: a class it does not have, a step
+    /// count out of range.
+    #[error("{0}")]
+    Argument(String),
     #[error(transparent)]
     Weights(#[from] WeightsError),
     #[error("inference failed: {0}")]
     Inference(#[from] candle_core::Error),
+    #[error("cannot encode the picture: {0}")]
+    Encoding(String),
+    /// A bug.
+    #[error("{0}")]
+    Internal(String),
 }

@@ -1,19 +1,19 @@
-//! Integrated Gradients (Sundararajan et al. 2017) of one class logit with respect to the normalised
-//! input, as Captum's `IntegratedGradients` computes it: baseline zeros (in normalised space), the
-//! path integral by Gauss–Legendre quadrature on [0, 1] (Captum's default `gausslegendre`), the
-//! gradients from MyConvNet's analytic backward pass ([`PlainNet`]).
+//! Integrated Gradients (Sundararajan et al. 2017) of one output with respect to the normalised
+//! input, as Captum's `IntegratedGradients` computes them: baseline zeros (in normalised space), the
+//! path integral by Gauss–Legendre quadrature on [0, 1] (Captum's default `gausslegendre`). Each
+//! architecture brings its own analytic gradient.
 
-use crate::gradient::PlainNet;
-use crate::{CoreError, ModelInput, IMAGE_PIXELS, NUM_CLASSES};
+use crate::model::ModelInfo;
+use crate::CoreError;
 
-/// Attributions of one input to one class.
+/// Attributions of one input to one output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Explanation {
-    /// The class explained.
+    /// The output (class) explained.
     pub target: usize,
-    /// One value per pixel, row-major 28×28, in the units of the logit.
+    /// One value per input value, in the input's layout and in the units of the output.
     pub attributions: Vec<f32>,
-    /// Σ attributions − (logit(input) − logit(baseline)): how far the quadrature is from exact.
+    /// Σ attributions − (output(input) − output(baseline)): how far the quadrature is from exact.
     pub convergence_delta: f32,
 }
 
@@ -60,27 +60,42 @@ fn legendre(n: usize, x: f64) -> (f64, f64) {
     (current, derivative)
 }
 
-/// Integrated Gradients of logit `target` at `input`, with `steps` quadrature points.
+/// Refuses a target the model does not have or a step count out of 1..=[`MAX_STEPS`].
+pub fn check_arguments(info: &ModelInfo, target: usize, steps: usize) -> Result<(), CoreError> {
+    let classes = info.output.labels.len();
+    if target >= classes {
+        return Err(CoreError::Argument(format!(
+            "target must be a class from 0 to {}, got {target}",
+            classes.saturating_sub(1)
+        )));
+    }
+    if !(1..=MAX_STEPS).contains(&steps) {
+        return Err(CoreError::Argument(format!(
+            "steps must be from 1 to {MAX_STEPS}, got {steps}"
+        )));
+    }
+    Ok(())
+}
+
+/// Integrated Gradients of output `target` at `input` with `steps` quadrature points, after
+/// [`check_arguments`]. `path_gradient(nodes)` is Σᵢ weightᵢ · ∇output(alphaᵢ · input) for the
+/// quadrature's (alpha, weight) nodes; `output(x)` is the explained output at `x`.
 pub fn integrated_gradients(
-    net: &PlainNet,
-    input: &ModelInput,
+    info: &ModelInfo,
+    input: &[f32],
     target: usize,
     steps: usize,
+    path_gradient: impl FnOnce(&[(f64, f64)]) -> Vec<f32>,
+    output: impl Fn(&[f32]) -> f32,
 ) -> Result<Explanation, CoreError> {
-    if target >= NUM_CLASSES || !(1..=MAX_STEPS).contains(&steps) {
-        return Err(CoreError::Inference(candle_core::Error::Msg(format!(
-            "target {target} must be 0..9 and steps {steps} 1..={MAX_STEPS}"
-        ))));
-    }
-    let pixels: &[f32; IMAGE_PIXELS] = &input.0;
-    let average = net.path_gradient(pixels, target, &gauss_legendre(steps));
+    check_arguments(info, target, steps)?;
+    let average = path_gradient(&gauss_legendre(steps));
     let attributions: Vec<f32> = average
         .iter()
-        .zip(pixels)
+        .zip(input)
         .map(|(average, &x)| average * x)
         .collect();
-    let rise =
-        f64::from(net.logits(pixels)[target]) - f64::from(net.logits(&[0.0; IMAGE_PIXELS])[target]);
+    let rise = f64::from(output(input)) - f64::from(output(&vec![0.0; input.len()]));
     let total: f64 = attributions.iter().map(|&a| f64::from(a)).sum();
     Ok(Explanation {
         target,

@@ -5,7 +5,8 @@ use std::io::Cursor;
 
 use image::{ImageFormat, Rgb, RgbImage};
 
-use crate::{CoreError, ModelInput, IMAGE_SIDE};
+use crate::image_input::SIDE;
+use crate::CoreError;
 
 /// Each of the 28×28 pixels becomes a square of this side: a 280×280 picture.
 pub const SCALE: u32 = 10;
@@ -13,25 +14,25 @@ const POSITIVE: [f32; 3] = [230.0, 40.0, 30.0];
 const NEGATIVE: [f32; 3] = [30.0, 110.0, 240.0];
 
 /// The heatmap as PNG bytes.
-pub fn heatmap_png(input: &ModelInput, attributions: &[f32]) -> Result<Vec<u8>, CoreError> {
+pub fn heatmap_png(intensities: &[f32], attributions: &[f32]) -> Result<Vec<u8>, CoreError> {
     let mut png = Vec::new();
-    heatmap(input, attributions)
+    heatmap(intensities, attributions)
         .write_to(&mut Cursor::new(&mut png), ImageFormat::Png)
-        .map_err(|err| CoreError::Inference(candle_core::Error::Msg(err.to_string())))?;
+        .map_err(|err| CoreError::Encoding(err.to_string()))?;
     Ok(png)
 }
 
-/// The heatmap: the digit dimmed to gray, each pixel tinted by its attribution's share of the
-/// largest magnitude (so +a and −a are equally strong).
-pub fn heatmap(input: &ModelInput, attributions: &[f32]) -> RgbImage {
+/// The heatmap: the digit (`intensities` in 0..1, row-major 28×28) dimmed to gray, each pixel
+/// tinted by its attribution's share of the largest magnitude (so +a and −a are equally strong).
+pub fn heatmap(intensities: &[f32], attributions: &[f32]) -> RgbImage {
     let largest = attributions
         .iter()
         .fold(0f32, |m, a| m.max(a.abs()))
         .max(f32::MIN_POSITIVE);
-    let side = IMAGE_SIDE as u32;
+    let side = SIDE as u32;
     RgbImage::from_fn(side * SCALE, side * SCALE, |x, y| {
         let index = ((y / SCALE) * side + x / SCALE) as usize;
-        let ink = input.0.get(index).map_or(0.0, |v| (v + 1.0) / 2.0);
+        let ink = intensities.get(index).map_or(0.0, |v| v.clamp(0.0, 1.0));
         let gray = 40.0 + 120.0 * ink;
         let share = attributions
             .get(index)
@@ -45,12 +46,12 @@ pub fn heatmap(input: &ModelInput, attributions: &[f32]) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::IMAGE_PIXELS;
+    use crate::image_input::PIXELS;
 
     #[test]
     fn the_picture_is_280_square_and_symmetric_in_colour() {
-        let input = ModelInput::from_pixels(&[255; IMAGE_PIXELS]);
-        let mut attributions = vec![0.0; IMAGE_PIXELS];
+        let input = [1.0; PIXELS];
+        let mut attributions = vec![0.0; PIXELS];
         attributions[0] = 2.0;
         attributions[1] = -2.0;
         let picture = heatmap(&input, &attributions);

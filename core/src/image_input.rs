@@ -1,10 +1,97 @@
-//! From uploaded bytes to the model's input: bounded decoding, then the MNIST input transform.
+//! The image models' pipeline, from an instance to the network's input: bounded decoding, MNIST
+//! format (as it is, or made the way MNIST was made), then the input transform; or the same
+//! transform on a tensor of intensities.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, GenericImageView, ImageReader};
 
-use crate::{normalise, InputError, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::model::{InputInfo, ModelInput, RawInput};
+use crate::{heatmap, normalise, CoreError, InputError};
+
+/// Side of the MNIST canvas, in pixels.
+pub const SIDE: usize = 28;
+/// Pixels of one MNIST image.
+pub const PIXELS: usize = SIDE * SIDE;
+
+/// torchvision's `ToTensor()` then `Normalize((mean,), (std,))`, in `f32` as PyTorch computes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Normalisation {
+    pub mean: f32,
+    pub std: f32,
+}
+
+impl Normalisation {
+    /// An intensity in 0..1 (what `ToTensor` makes of a pixel) → the network's value.
+    pub fn apply(self, intensity: f32) -> f32 {
+        (intensity - self.mean) / self.std
+    }
+
+    pub fn pixel(self, pixel: u8) -> f32 {
+        self.apply(f32::from(pixel) / 255.0)
+    }
+
+    /// The network's value → the intensity in 0..1 it came from.
+    pub fn intensity(self, value: f32) -> f32 {
+        value * self.std + self.mean
+    }
+}
+
+/// What an image model does to an instance before its network, and to an explanation after it.
+#[derive(Debug, Clone)]
+pub struct ImagePipeline {
+    pub limits: ImageLimits,
+    pub normalisation: Normalisation,
+}
+
+impl ImagePipeline {
+    /// An image file, or a tensor of intensities (in 0..1 as `ToTensor` makes them, or 0..255 when
+    /// any value exceeds 1), as the network's input.
+    pub fn pre_process(
+        &self,
+        raw: RawInput<'_>,
+        info: &InputInfo,
+    ) -> Result<ModelInput, CoreError> {
+        let transform = |pixel| self.normalisation.pixel(pixel);
+        match raw {
+            RawInput::File(bytes) => {
+                let pixels = to_mnist_pixels(decode(bytes, &self.limits)?);
+                Ok(ModelInput(pixels.iter().copied().map(transform).collect()))
+            }
+            RawInput::Tensor(values) => {
+                info.check_len(values.len())?;
+                if let Some(&bad) = values.iter().find(|v| !(0.0..=255.0).contains(*v)) {
+                    return Err(InputError::TensorValue { value: bad }.into());
+                }
+                let scale = if values.iter().any(|&v| v > 1.0) {
+                    255.0
+                } else {
+                    1.0
+                };
+                Ok(ModelInput(
+                    values
+                        .iter()
+                        .map(|&v| self.normalisation.apply((v / scale) as f32))
+                        .collect(),
+                ))
+            }
+        }
+    }
+
+    /// The heatmap of an explanation, over the image the network saw.
+    pub fn heatmap_png(
+        &self,
+        input: &ModelInput,
+        attributions: &[f32],
+    ) -> Result<Vec<u8>, CoreError> {
+        let intensities: Vec<f32> = input
+            .0
+            .iter()
+            .map(|&v| self.normalisation.intensity(v))
+            .collect();
+        heatmap::heatmap_png(&intensities, attributions)
+    }
+}
 
 /// Bounds on decoding, so that no upload can exhaust memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,8 +201,8 @@ fn decode_error(err: image::ImageError, limits: &ImageLimits) -> InputError {
 ///
 /// A 28×28 single-channel image is MNIST format and is taken as it is: that reproduces the upstream
 /// logits. Anything else is normalised the way MNIST was made ([`normalise::mnist_style`]).
-pub fn to_mnist_pixels(image: DynamicImage) -> [u8; IMAGE_PIXELS] {
-    let side = IMAGE_SIDE as u32;
+pub fn to_mnist_pixels(image: DynamicImage) -> [u8; PIXELS] {
+    let side = SIDE as u32;
     let single_channel = matches!(
         image,
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_)
@@ -123,17 +210,12 @@ pub fn to_mnist_pixels(image: DynamicImage) -> [u8; IMAGE_PIXELS] {
     if !(single_channel && image.dimensions() == (side, side)) {
         return normalise::mnist_style(image);
     }
-    let mut pixels = [0u8; IMAGE_PIXELS];
+    let mut pixels = [0u8; PIXELS];
     match image {
         DynamicImage::ImageLuma8(gray) => pixels.copy_from_slice(gray.as_raw()),
         other => pixels.copy_from_slice(other.to_luma8().as_raw()),
     }
     pixels
-}
-
-/// torchvision's `ToTensor()` then `Normalize((0.5,), (0.5,))`: pixel/255, then (x − 0.5)/0.5.
-pub fn normalise_pixel(pixel: u8) -> f32 {
-    (f32::from(pixel) / 255.0 - 0.5) / 0.5
 }
 
 #[cfg(test)]
@@ -149,11 +231,89 @@ mod tests {
         bytes
     }
 
+    const MAX: Normalisation = Normalisation {
+        mean: 0.5,
+        std: 0.5,
+    };
+
+    fn pipeline() -> ImagePipeline {
+        ImagePipeline {
+            limits: ImageLimits::default(),
+            normalisation: MAX,
+        }
+    }
+
+    fn image_info() -> InputInfo {
+        InputInfo {
+            kind: crate::model::InputKind::Image,
+            name: "input-0",
+            shape: vec![1, SIDE, SIDE],
+            feature_names: Vec::new(),
+        }
+    }
+
     #[test]
     fn the_input_transform_maps_black_to_minus_one_and_white_to_one() {
-        assert_eq!(normalise_pixel(0), -1.0);
-        assert_eq!(normalise_pixel(255), 1.0);
-        assert!((normalise_pixel(128) - (128.0 / 255.0 - 0.5) / 0.5).abs() < f32::EPSILON);
+        assert_eq!(MAX.pixel(0), -1.0);
+        assert_eq!(MAX.pixel(255), 1.0);
+        assert_eq!(MAX.intensity(MAX.pixel(255)), 1.0);
+        let torchserve = Normalisation {
+            mean: 0.1307,
+            std: 0.3081,
+        };
+        assert!((torchserve.pixel(0) + 0.424_212_9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn numeric_instances_in_0_1_or_0_255_match_the_image_path() {
+        let pixels: [u8; PIXELS] = std::array::from_fn(|i| (i * 7 % 256) as u8);
+        let gray = image::GrayImage::from_raw(28, 28, pixels.to_vec()).expect("28×28");
+        let png = encode(&DynamicImage::ImageLuma8(gray), ImageFormat::Png);
+        let from_image = pipeline()
+            .pre_process(RawInput::File(&png), &image_info())
+            .expect("decodes");
+        let unit: Vec<f64> = pixels.iter().map(|&p| f64::from(p) / 255.0).collect();
+        let bytes: Vec<f64> = pixels.iter().map(|&p| f64::from(p)).collect();
+        for values in [unit, bytes] {
+            let input = pipeline()
+                .pre_process(RawInput::Tensor(&values), &image_info())
+                .expect("valid");
+            let worst = input
+                .0
+                .iter()
+                .zip(&from_image.0)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-6, "{worst}");
+        }
+    }
+
+    #[test]
+    fn numeric_instances_of_the_wrong_size_or_range_are_refused() {
+        let refused = |values: &[f64]| {
+            pipeline()
+                .pre_process(RawInput::Tensor(values), &image_info())
+                .expect_err("refused")
+        };
+        assert!(matches!(
+            refused(&[0.5; 783]),
+            CoreError::Input(InputError::TensorSize {
+                found: 783,
+                expected: 784,
+                ..
+            })
+        ));
+        for bad in [-0.1, 256.0, f64::NAN, f64::INFINITY] {
+            let mut values = vec![0.0; PIXELS];
+            values[100] = bad;
+            assert!(
+                matches!(
+                    refused(&values),
+                    CoreError::Input(InputError::TensorValue { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -176,7 +336,7 @@ mod tests {
             }
         }
         let pixels = to_mnist_pixels(DynamicImage::ImageRgb8(rgb));
-        let inked: Vec<usize> = (0..IMAGE_PIXELS).filter(|&i| pixels[i] > 128).collect();
+        let inked: Vec<usize> = (0..PIXELS).filter(|&i| pixels[i] > 128).collect();
         assert_eq!(inked.len(), 10 * 20, "a 3×6 block becomes 10×20");
         assert!(inked
             .iter()

@@ -1,23 +1,24 @@
-//! The digit classifier without HTTP: weights, MyConvNet, pre- and post-processing.
+//! Serving small PyTorch models without HTTP: weights and model archives, the networks, image
+//! pre-processing, explanations. The HTTP layer knows only [`Model`] and its [`ModelInfo`].
 
-pub mod classifier;
-pub mod convnet;
+pub mod architectures;
+pub mod archive;
 pub mod error;
 pub mod explain;
-pub mod fused;
-pub mod gradient;
 pub mod heatmap;
 pub mod image_input;
+pub mod loading;
+pub mod matmul;
+pub mod model;
 pub mod normalise;
 pub mod weights;
 
-pub use classifier::{DigitModel, Logits, MnistClassifier, ModelInput, Prediction};
+pub use architectures::{Architecture, ModelIdentity};
 pub use error::{CoreError, InputError, WeightsError};
+pub use explain::Explanation;
 pub use image_input::ImageLimits;
-
-/// Side of the square MNIST image, in pixels.
-pub const IMAGE_SIDE: usize = 28;
-/// Pixels of one MNIST image.
-pub const IMAGE_PIXELS: usize = IMAGE_SIDE * IMAGE_SIDE;
-/// The ten digits.
-pub const NUM_CLASSES: usize = 10;
+pub use loading::{load, LoadLimits, ModelSource};
+pub use model::{
+    classify, explain, ClassProbability, Classification, DefaultTarget, Explained, InputKind,
+    Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput, Work,
+};

@@ -7,14 +7,15 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use libfuzzer_sys::fuzz_target;
-use max_mnist_core::weights::{StateDict, MY_CONVNET_TENSORS};
-use max_mnist_core::{DigitModel, ImageLimits, MnistClassifier};
+use max_mnist_core::architectures::my_convnet::{MyConvNetModel, TENSORS};
+use max_mnist_core::architectures::StateDict;
+use max_mnist_core::{ImageLimits, Model, ModelIdentity, RawInput};
 
 /// Inference does not depend on the weights' values, so fixed small ones stand in for the upstream file.
-fn classifier() -> &'static MnistClassifier {
-    static CLASSIFIER: OnceLock<MnistClassifier> = OnceLock::new();
+fn classifier() -> &'static MyConvNetModel {
+    static CLASSIFIER: OnceLock<MyConvNetModel> = OnceLock::new();
     CLASSIFIER.get_or_init(|| {
-        let state_dict: StateDict = MY_CONVNET_TENSORS
+        let state_dict: StateDict = TENSORS
             .iter()
             .map(|(name, shape)| {
                 let len: usize = shape.iter().product();
@@ -29,16 +30,21 @@ fn classifier() -> &'static MnistClassifier {
             max_image_side: 8_192,
             max_decoder_bytes: 32 << 20,
         };
-        MnistClassifier::from_state_dict(&state_dict, limits).expect("the network builds")
+        let identity = ModelIdentity {
+            name: "mnist".into(),
+            version: "1".into(),
+            labels: None,
+        };
+        MyConvNetModel::new(&state_dict, identity, limits).expect("the network builds")
     })
 }
 
 fuzz_target!(|data: &[u8]| {
     let model = classifier();
-    if let Ok(input) = model.pre_process(data) {
+    if let Ok(input) = model.pre_process(RawInput::File(data)) {
         assert!(input.0.iter().all(|v| (-1.0..=1.0).contains(v)));
-        let logits = model.predict(std::slice::from_ref(&input)).expect("inference");
-        let top = model.post_process(&logits[0], 10);
-        assert!(top.iter().all(|p| p.probability.is_finite()));
+        let outputs = model.predict(std::slice::from_ref(&input)).expect("inference");
+        let classification = model.post_process(&outputs[0]);
+        assert!(classification.probabilities.iter().all(|p| p.is_finite()));
     }
 });

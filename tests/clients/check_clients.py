@@ -1,7 +1,7 @@
 """The Python clients people use against a running max-mnist: tritonclient[http] (KServe v2 with
-Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2).
+Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2), on each model.
 
-Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR
+Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR [model ...]   (default model: mnist)
 Exits non-zero on the first wrong answer. Needs: tritonclient[http], kserve, numpy, Pillow.
 """
 
@@ -14,8 +14,6 @@ import numpy as np
 import tritonclient.http as triton
 from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from PIL import Image
-
-MODEL = "mnist"
 
 
 def check(condition, what):
@@ -31,14 +29,14 @@ def load_samples(folder):
     return png, np.stack(pixels)
 
 
-def tritonclient_v2(url, png, pixels):
+def tritonclient_v2(url, png, pixels, model):
     host = url.removeprefix("http://")
     client = triton.InferenceServerClient(url=host)
-    check(client.is_server_live() and client.is_server_ready(), "tritonclient: server live and ready")
-    check(client.is_model_ready(MODEL), "tritonclient: model ready")
-    check(client.get_server_metadata()["name"] == "max-mnist", "tritonclient: server metadata")
-    metadata = client.get_model_metadata(MODEL)
-    check([o["name"] for o in metadata["outputs"]] == ["predict", "probabilities"], "tritonclient: model metadata")
+    check(client.is_server_live() and client.is_server_ready(), f"tritonclient {model}: server live and ready")
+    check(client.is_model_ready(model), f"tritonclient {model}: model ready")
+    check(client.get_server_metadata()["name"] == "max-mnist", f"tritonclient {model}: server metadata")
+    metadata = client.get_model_metadata(model)
+    check([o["name"] for o in metadata["outputs"]] == ["predict", "probabilities"], f"tritonclient {model}: model metadata")
 
     digits = np.arange(64) % 10
     for binary in (True, False):
@@ -48,54 +46,58 @@ def tritonclient_v2(url, png, pixels):
         bytes_input.set_data_from_numpy(images, binary_data=binary)
         outputs = [triton.InferRequestedOutput("predict", binary_data=binary),
                    triton.InferRequestedOutput("probabilities", binary_data=not binary)]
-        result = client.infer(MODEL, [bytes_input], outputs=outputs, request_id="batch-64")
-        check(result.get_response()["id"] == "batch-64", f"tritonclient: id echoed (binary={binary})")
-        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient: BYTES batch of 64 (binary={binary})")
+        result = client.infer(model, [bytes_input], outputs=outputs, request_id="batch-64")
+        answer = result.get_response()
+        check(answer["id"] == "batch-64" and answer["model_name"] == model,
+              f"tritonclient {model}: id and model echoed (binary={binary})")
+        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient {model}: BYTES batch of 64 (binary={binary})")
         probabilities = result.as_numpy("probabilities")
         check(probabilities.shape == (64, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5),
-              f"tritonclient: probabilities [64,10] (binary={not binary})")
+              f"tritonclient {model}: probabilities [64,10] (binary={not binary})")
 
         tensor = triton.InferInput("input-0", [64, 28, 28], "FP32")
         tensor.set_data_from_numpy(pixels[digits], binary_data=binary)
-        result = client.infer(MODEL, [tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=binary)])
-        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient: FP32 [64,28,28] (binary={binary})")
+        result = client.infer(model, [tensor], outputs=[triton.InferRequestedOutput("predict", binary_data=binary)])
+        check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient {model}: FP32 [64,28,28] (binary={binary})")
 
 
-async def kserve_clients(url, png, pixels):
+async def kserve_clients(url, png, pixels, model):
     v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
-    check(await v2.is_server_live(url) and await v2.is_server_ready(url), "kserve v2: server live and ready")
-    check(await v2.is_model_ready(url, MODEL), "kserve v2: model ready")
+    check(await v2.is_server_live(url) and await v2.is_server_ready(url), f"kserve v2 {model}: server live and ready")
+    check(await v2.is_model_ready(url, model), f"kserve v2 {model}: model ready")
     digits = [d % 10 for d in range(64)]
     encoded = [base64.b64encode(png[d]).decode() for d in digits]
-    request = InferRequest(model_name=MODEL, infer_inputs=[
+    request = InferRequest(model_name=model, infer_inputs=[
         InferInput(name="input-0", shape=[64], datatype="BYTES", data=encoded)])
-    response = await v2.infer(url, request, model_name=MODEL)
+    response = await v2.infer(url, request, model_name=model)
     predict = next(o for o in response.outputs if o.name == "predict")
-    check(list(predict.data) == digits, "kserve v2: BYTES batch of 64")
-    request = InferRequest(model_name=MODEL, infer_inputs=[
+    check(list(predict.data) == digits, f"kserve v2 {model}: BYTES batch of 64")
+    request = InferRequest(model_name=model, infer_inputs=[
         InferInput(name="input-0", shape=[64, 784], datatype="FP32",
                    data=pixels[digits].reshape(64, 784).flatten().tolist())])
-    response = await v2.infer(url, request, model_name=MODEL)
+    response = await v2.infer(url, request, model_name=model)
     predict = next(o for o in response.outputs if o.name == "predict")
-    check(list(predict.data) == digits, "kserve v2: FP32 [64,784]")
+    check(list(predict.data) == digits, f"kserve v2 {model}: FP32 [64,784]")
     await v2.close()
 
     v1 = InferenceRESTClient(RESTConfig(protocol="v1"))
-    check(await v1.is_server_live(url), "kserve v1: server live")
-    check(await v1.is_model_ready(url, MODEL), "kserve v1: model ready")
-    response = await v1.infer(url, {"instances": [{"data": e} for e in encoded]}, model_name=MODEL)
-    check(response["predictions"] == digits, "kserve v1: base64 batch of 64")
-    response = await v1.infer(url, {"instances": pixels[digits].tolist()}, model_name=MODEL)
-    check(response["predictions"] == digits, "kserve v1: tensor batch of 64")
+    check(await v1.is_server_live(url), f"kserve v1 {model}: server live")
+    check(await v1.is_model_ready(url, model), f"kserve v1 {model}: model ready")
+    response = await v1.infer(url, {"instances": [{"data": e} for e in encoded]}, model_name=model)
+    check(response["predictions"] == digits, f"kserve v1 {model}: base64 batch of 64")
+    response = await v1.infer(url, {"instances": pixels[digits].tolist()}, model_name=model)
+    check(response["predictions"] == digits, f"kserve v1 {model}: tensor batch of 64")
     await v1.close()
 
 
 def main():
     url, samples = sys.argv[1], Path(sys.argv[2])
+    models = sys.argv[3:] or ["mnist"]
     png, pixels = load_samples(samples)
-    tritonclient_v2(url, png, pixels)
-    asyncio.run(kserve_clients(url, png, pixels))
-    print("check_clients: all passed")
+    for model in models:
+        tritonclient_v2(url, png, pixels, model)
+        asyncio.run(kserve_clients(url, png, pixels, model))
+    print(f"check_clients: all passed for {', '.join(models)}")
 
 
 if __name__ == "__main__":

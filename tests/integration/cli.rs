@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    free_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, ServerProcess,
+    closed_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, ServerProcess,
     BINARY, UPSTREAM_SHA512,
 };
 
@@ -249,7 +249,7 @@ fn healthcheck_follows_the_server() {
     let output = run_in(project_root(), &["healthcheck", "--port", &port]);
     assert!(output.status.success(), "{}", stderr(&output));
 
-    let closed_port = free_port().to_string();
+    let closed_port = closed_port().to_string();
     let output = run_in(project_root(), &["healthcheck", "--port", &closed_port]);
     assert!(!output.status.success());
     assert!(

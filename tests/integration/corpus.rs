@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{data_dir, image_form, spawn_app, upstream_weights, BINARY};
+use crate::helpers::{data_dir, spawn_app, upstream_weights, BINARY};
 
 /// The folder `scripts/make-corpus.py` wrote, with its `labels.csv`.
 const CORPUS_DIR_VAR: &str = "MNIST_CORPUS_DIR";
@@ -57,7 +57,7 @@ fn most_real_world_pictures_are_understood_and_the_cli_agrees_with_http() {
     let mut http_answers = Vec::with_capacity(corpus.len());
     for picture in &corpus {
         let bytes = std::fs::read(&picture.path).expect("read a corpus picture");
-        let response = app.post_form("/model/predict", image_form("file", bytes));
+        let response = app.predict(bytes);
         assert_eq!(response.status(), 200, "{}", picture.path.display());
         let body: Value = response.json().expect("JSON");
         let answer = body["predictions"][0]["prediction"]

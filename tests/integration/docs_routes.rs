@@ -9,7 +9,7 @@ fn a_browser_is_sent_to_swagger_ui_by_a_relative_redirect() {
     let app = spawn_app();
     let response = app
         .client
-        .get(format!("{}/", app.address))
+        .get(app.url("/"))
         .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .send()
         .expect("GET /");
@@ -36,7 +36,7 @@ fn a_browser_is_sent_to_swagger_ui_by_a_relative_redirect() {
 fn an_api_client_gets_kserves_liveness_answer_at_the_root() {
     let app = spawn_app();
     for accept in [None, Some("application/json"), Some("*/*")] {
-        let mut request = app.client.get(format!("{}/", app.address));
+        let mut request = app.client.get(app.url("/"));
         if let Some(accept) = accept {
             request = request.header("accept", accept);
         }

@@ -1,6 +1,7 @@
 //! The Rust model reproduces PyTorch's outputs on the upstream weights.
 
-use max_mnist_core::{DigitModel, Logits, ModelInput};
+use max_mnist_core::architectures::my_convnet::NORMALISATION;
+use max_mnist_core::{Model, ModelInput, ModelOutput, RawInput};
 
 use crate::helpers::{
     json_numbers, mnist_test_set, reference, reference_predictions, sample, upstream_model, TestSet,
@@ -52,13 +53,15 @@ pub const SAMPLE_LOGITS: [Logits; 10] = [
 ];
 pub const LOGIT_TOLERANCE: f32 = 1e-4;
 
-pub fn argmax(logits: &Logits) -> usize {
-    (0..logits.len())
-        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-        .unwrap_or(0)
+/// MyConvNet's ten logits.
+type Logits = [f32; 10];
+
+/// The first of the largest values, as `torch.argmax`.
+pub fn argmax(values: &[f32]) -> usize {
+    max_mnist_core::Classification::new(values.to_vec()).class
 }
 
-fn assert_close(actual: &Logits, expected: &[f32], what: &str) {
+fn assert_close(actual: &[f32], expected: &[f32], what: &str) {
     for (digit, (a, e)) in actual.iter().zip(expected).enumerate() {
         assert!(
             (a - e).abs() <= LOGIT_TOLERANCE,
@@ -71,8 +74,10 @@ fn assert_close(actual: &Logits, expected: &[f32], what: &str) {
 fn the_committed_samples_give_pytorchs_logits() {
     let model = upstream_model();
     for digit in 0..10u8 {
-        let input = model.pre_process(&sample(digit)).expect("sample decodes");
-        let logits = model.predict(&[input]).expect("forward")[0];
+        let input = model
+            .pre_process(RawInput::File(&sample(digit)))
+            .expect("sample decodes");
+        let logits = model.predict(&[input]).expect("forward").remove(0).0;
         assert_close(
             &logits,
             &SAMPLE_LOGITS[digit as usize],
@@ -111,9 +116,15 @@ fn all_ten_thousand_test_predictions_equal_pytorchs() {
 
     let model = upstream_model();
     let inputs = model_inputs(&test_set);
-    let mut logits = Vec::with_capacity(inputs.len());
+    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(inputs.len());
     for batch in inputs.chunks(500) {
-        logits.extend(model.predict(batch).expect("forward"));
+        logits.extend(
+            model
+                .predict(batch)
+                .expect("forward")
+                .into_iter()
+                .map(|o| o.0),
+        );
     }
 
     let mismatches: Vec<usize> = (0..10_000)
@@ -143,12 +154,16 @@ fn all_ten_thousand_test_predictions_equal_pytorchs() {
 fn a_batch_gives_the_same_logits_as_single_images() {
     let model = upstream_model();
     let inputs: Vec<ModelInput> = (0..10u8)
-        .map(|d| model.pre_process(&sample(d)).expect("decodes"))
+        .map(|d| {
+            model
+                .pre_process(RawInput::File(&sample(d)))
+                .expect("decodes")
+        })
         .collect();
     let batched = model.predict(&inputs).expect("batch");
     for (input, batch_logits) in inputs.iter().zip(&batched) {
-        let single = model.predict(std::slice::from_ref(input)).expect("single")[0];
-        for (a, b) in single.iter().zip(batch_logits) {
+        let single = model.predict(std::slice::from_ref(input)).expect("single");
+        for (a, b) in single[0].0.iter().zip(&batch_logits.0) {
             assert!((a - b).abs() <= 1e-5);
         }
     }
@@ -168,7 +183,7 @@ fn the_fused_kernel_matches_candles_layers_on_the_whole_test_set() {
         let op = model.predict_fused_op(batch).expect("fused custom op");
         let candle = model.predict_reference(batch).expect("candle layers");
         assert_eq!(fused, op, "the custom op runs the same kernel");
-        for (fused, candle) in fused.iter().zip(&candle) {
+        for (ModelOutput(fused), ModelOutput(candle)) in fused.iter().zip(&candle) {
             assert_eq!(argmax(fused), argmax(candle));
             for (a, b) in fused.iter().zip(candle) {
                 worst = worst.max((a - b).abs());
@@ -184,10 +199,11 @@ fn the_fused_kernel_matches_candles_layers_on_the_whole_test_set() {
     println!("fused vs candle on t10k: max abs logit difference {worst:e}");
 }
 
+/// The t10k images with MAX's input transform (they are MNIST format, so they are used as they are).
 fn model_inputs(test_set: &TestSet) -> Vec<ModelInput> {
     test_set
         .images
         .iter()
-        .map(ModelInput::from_pixels)
+        .map(|pixels| ModelInput(pixels.iter().map(|&p| NORMALISATION.pixel(p)).collect()))
         .collect()
 }

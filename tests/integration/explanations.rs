@@ -1,6 +1,7 @@
 //! Integrated Gradients equal to Captum's on the upstream weights.
 
-use max_mnist_core::{DigitModel, ModelInput};
+use max_mnist_core::architectures::my_convnet::NORMALISATION;
+use max_mnist_core::{Model, ModelInput, RawInput};
 
 use crate::helpers::{json_numbers, mnist_test_set, reference, upstream_model};
 
@@ -23,7 +24,12 @@ fn integrated_gradients_equal_captums() {
             .iter()
             .flat_map(json_numbers)
             .collect();
-        let input = ModelInput::from_pixels(&test_set.images[index]);
+        let input = ModelInput(
+            test_set.images[index]
+                .iter()
+                .map(|&p| NORMALISATION.pixel(p))
+                .collect(),
+        );
         let explanation = model.explain(&input, target, steps).expect("explains");
         let largest = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
         let worst = explanation
@@ -58,7 +64,7 @@ fn attributions_add_up_to_the_logits_rise_as_steps_grow() {
     let mut mean = [0f32; 4];
     for digit in 0..10u8 {
         let input = model
-            .pre_process(&crate::helpers::sample(digit))
+            .pre_process(RawInput::File(&crate::helpers::sample(digit)))
             .expect("a sample");
         let deltas: Vec<f32> = steps
             .iter()
@@ -108,7 +114,7 @@ fn the_explain_route_answers_json_and_a_heatmap() {
     let rows = body["attributions"].as_array().expect("rows");
     assert_eq!(rows.len(), 28);
     let input = model
-        .pre_process(&crate::helpers::sample(7))
+        .pre_process(RawInput::File(&crate::helpers::sample(7)))
         .expect("a sample");
     let expected = model.explain(&input, 7, 50).expect("explains");
     let served: Vec<f64> = rows.iter().flat_map(json_numbers).collect();
@@ -132,7 +138,7 @@ fn the_explain_route_answers_json_and_a_heatmap() {
     ] {
         let response = app
             .client
-            .post(format!("{}{path}", app.address))
+            .post(app.url(path))
             .header("Accept", accept)
             .multipart(form(None, None))
             .send()
@@ -153,14 +159,10 @@ fn the_explain_route_answers_json_and_a_heatmap() {
         (
             Some("10"),
             None,
-            "target must be a whole number from 0 to 9",
+            "target must be a class from 0 to 9, got 10",
         ),
-        (Some("seven"), None, "target"),
-        (
-            None,
-            Some("0"),
-            "steps must be a whole number from 1 to 512",
-        ),
+        (Some("seven"), None, "target must be a whole number"),
+        (None, Some("0"), "steps must be from 1 to 512, got 0"),
         (None, Some("100000"), "steps"),
     ] {
         let message =

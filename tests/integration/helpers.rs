@@ -1,5 +1,6 @@
-//! Fixtures: the upstream weights, the MNIST test set and PyTorch's reference outputs (all found
-//! through environment variables that `.ci/run` sets), and `spawn_app()`.
+//! Fixtures — the upstream weights, TorchServe's example model, the MNIST test set and PyTorch's
+//! reference outputs (all found through environment variables that `.ci/run` sets) — and
+//! [`TestApp`], the real server on port 0 with one method per endpoint.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -7,9 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+use base64::Engine;
 use max_mnist::configuration::Settings;
-use max_mnist_api::Application;
-use max_mnist_core::{MnistClassifier, IMAGE_PIXELS};
+use max_mnist_api::{Application, LoadedModel, ServiceSettings};
+use max_mnist_core::architectures::my_convnet::MyConvNetModel;
+use max_mnist_core::image_input::PIXELS;
+use max_mnist_core::{Architecture, Model, ModelIdentity, ModelSource};
+use reqwest::blocking::multipart::Form;
+use reqwest::blocking::Response;
+use serde_json::Value;
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_max-mnist");
 pub const UPSTREAM_SHA512: &str = "d49e3b79e8625288e59e642314694dd2c7f3b53bd4745af89674d0b01a4979cde856f1d8eaf7b7351f199a6371920be1cb2c44de5256459b0b4cdc4f89c68aae";
@@ -19,6 +26,9 @@ pub const ASSET_CACHE_VAR: &str = "MNIST_ASSET_CACHE";
 pub const DATA_DIR_VAR: &str = "MNIST_DATA_DIR";
 /// The directory holding PyTorch's and Captum's outputs (`upstream-t10k.json`, …).
 pub const REFERENCE_DIR_VAR: &str = "MNIST_REFERENCE_DIR";
+/// The directory of TorchServe's MNIST example: `mnist.mar`, `mnist_cnn.pt`, `mnist_cnn_legacy.pt`,
+/// `reference-t10k.json`, `captum-ig-t10k.json`.
+pub const TORCHSERVE_DIR_VAR: &str = "MNIST_TORCHSERVE_DIR";
 
 pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +44,31 @@ pub fn sample_path(digit: u8) -> PathBuf {
 
 pub fn sample(digit: u8) -> Vec<u8> {
     std::fs::read(sample_path(digit)).expect("the committed samples exist")
+}
+
+pub fn base64_of(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn sample_base64(digit: u8) -> String {
+    base64_of(&sample(digit))
+}
+
+/// A sample's 784 gray pixels.
+pub fn sample_pixels(digit: u8) -> Vec<u8> {
+    image::load_from_memory(&sample(digit))
+        .expect("a sample")
+        .to_luma8()
+        .into_raw()
+}
+
+/// An image in a file format.
+pub fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .expect("encode");
+    bytes
 }
 
 /// The bucket the tests fetch the weights archive from.
@@ -76,16 +111,68 @@ pub fn sha512_hex(path: &Path) -> Option<String> {
     max_mnist::checksums::sha512_file(path).ok()
 }
 
-pub fn upstream_model() -> Arc<MnistClassifier> {
-    static MODEL: OnceLock<Arc<MnistClassifier>> = OnceLock::new();
+/// The MAX model on the upstream weights, as `serve` names it by default (`mnist`, version 1).
+pub fn upstream_model() -> Arc<MyConvNetModel> {
+    static MODEL: OnceLock<Arc<MyConvNetModel>> = OnceLock::new();
     MODEL
         .get_or_init(|| {
+            let bytes = std::fs::read(upstream_weights()).expect("read the upstream weights");
+            let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
+            let (architecture, state_dict) =
+                Architecture::recognise(tensors).expect("a known network");
+            assert_eq!(architecture, Architecture::MyConvNet);
+            let settings = settings();
+            let identity = ModelIdentity {
+                name: settings.model.name.clone(),
+                version: settings.model.version.clone(),
+                labels: None,
+            };
             Arc::new(
-                MnistClassifier::load(upstream_weights(), settings().image_limits())
-                    .expect("upstream weights load"),
+                MyConvNetModel::new(&state_dict, identity, settings.load_limits().image)
+                    .expect("the network builds"),
             )
         })
         .clone()
+}
+
+/// The MAX model, ready to serve.
+pub fn max_model() -> LoadedModel {
+    LoadedModel {
+        model: upstream_model(),
+        url: "mnist-classifier.pt".into(),
+    }
+}
+
+/// TorchServe's example directory, or `None` (with a note) outside CI.
+pub fn torchserve_dir() -> Option<PathBuf> {
+    data_dir(TORCHSERVE_DIR_VAR)
+}
+
+/// Loads a model as `serve` does.
+pub fn load_model(path: &Path, name: Option<&str>) -> Arc<dyn Model> {
+    let source = ModelSource {
+        path: path.to_owned(),
+        name: name.map(str::to_owned),
+        version: None,
+    };
+    max_mnist_core::load(&source, &settings().load_limits())
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// TorchServe's example `mnist.mar`, loaded once.
+pub fn torchserve_model() -> Option<Arc<dyn Model>> {
+    static MODEL: OnceLock<Option<Arc<dyn Model>>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| torchserve_dir().map(|dir| load_model(&dir.join("mnist.mar"), None)))
+        .clone()
+}
+
+/// A JSON file of TorchServe's example directory.
+pub fn torchserve_reference(name: &str) -> Option<Value> {
+    let path = torchserve_dir()?.join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    Some(serde_json::from_str(&text).expect("reference JSON parses"))
 }
 
 /// A directory named by `var`, or `None` (with a note) when it is unset outside CI. In CI a missing
@@ -103,7 +190,7 @@ pub fn data_dir(var: &str) -> Option<PathBuf> {
     }
 }
 
-pub fn reference(name: &str) -> Option<serde_json::Value> {
+pub fn reference(name: &str) -> Option<Value> {
     let path = data_dir(REFERENCE_DIR_VAR)?.join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
@@ -111,7 +198,7 @@ pub fn reference(name: &str) -> Option<serde_json::Value> {
 }
 
 /// A JSON array of numbers, as `f64`.
-pub fn json_numbers(value: &serde_json::Value) -> Vec<f64> {
+pub fn json_numbers(value: &Value) -> Vec<f64> {
     value
         .as_array()
         .expect("an array of numbers")
@@ -121,7 +208,7 @@ pub fn json_numbers(value: &serde_json::Value) -> Vec<f64> {
 }
 
 /// PyTorch's prediction for every t10k image.
-pub fn reference_predictions(reference: &serde_json::Value) -> Vec<u64> {
+pub fn reference_predictions(reference: &Value) -> Vec<u64> {
     json_numbers(&reference["predictions"])
         .into_iter()
         .map(|v| v as u64)
@@ -129,7 +216,7 @@ pub fn reference_predictions(reference: &serde_json::Value) -> Vec<u64> {
 }
 
 pub struct TestSet {
-    pub images: Vec<[u8; IMAGE_PIXELS]>,
+    pub images: Vec<[u8; PIXELS]>,
     pub labels: Vec<u8>,
 }
 
@@ -146,7 +233,7 @@ pub fn mnist_test_set() -> Option<TestSet> {
         bytes.split_off(header)
     };
     let images = read("t10k-images-idx3-ubyte.gz", 16)
-        .chunks_exact(IMAGE_PIXELS)
+        .chunks_exact(PIXELS)
         .map(|chunk| chunk.try_into().expect("784 pixels"))
         .collect();
     Some(TestSet {
@@ -156,42 +243,62 @@ pub fn mnist_test_set() -> Option<TestSet> {
 }
 
 /// 28×28 8-bit grayscale PNG bytes.
-pub fn png_of(pixels: &[u8; IMAGE_PIXELS]) -> Vec<u8> {
+pub fn png_of(pixels: &[u8; PIXELS]) -> Vec<u8> {
     let image = image::GrayImage::from_raw(28, 28, pixels.to_vec()).expect("28×28");
-    let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .expect("encode PNG");
-    png
+    encode(
+        &image::DynamicImage::ImageLuma8(image),
+        image::ImageFormat::Png,
+    )
 }
 
-/// A loopback port nothing listens on (it was free a moment ago).
-pub fn free_port() -> u16 {
+/// A loopback port nothing listens on, for checks that a client reports a server that is not
+/// there (servers bind port 0 and report the port they got).
+pub fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local address").port()
 }
 
+/// The service settings `serve` uses for the MAX model.
+pub fn service_settings() -> ServiceSettings {
+    let settings = settings();
+    settings.service_settings(settings.metadata.clone())
+}
+
+/// The real server on a port of its own, in a thread, with a client that does not follow redirects.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::blocking::Client,
 }
 
-/// Starts the real server with the upstream weights on a free port, in a thread of its own.
+/// The server with the MAX model, as `max-mnist serve` runs by default.
 pub fn spawn_app() -> TestApp {
-    spawn_app_with(settings().service_settings())
+    spawn_app_with(service_settings())
 }
 
 /// [`spawn_app`] with other service settings.
-pub fn spawn_app_with(service: max_mnist_api::ServiceSettings) -> TestApp {
+pub fn spawn_app_with(service: ServiceSettings) -> TestApp {
+    spawn(vec![max_model()], service)
+}
+
+/// The server with `models` (the first answers the MAX routes), as `serve --models` runs it.
+pub fn spawn_app_serving(models: Vec<LoadedModel>) -> TestApp {
+    let settings = settings();
+    let first = models.first().expect("a model").model.info();
+    let service = settings.service_settings(max_mnist::models::metadata(&settings, first));
+    spawn(models, service)
+}
+
+fn spawn(models: Vec<LoadedModel>, service: ServiceSettings) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let port = listener.local_addr().expect("local address").port();
-    let model = upstream_model();
+    let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(listener, model, service).expect("build the app");
+            let app = Application::build(listener, models, service).expect("build the app");
+            let _ = ready.send(app.port());
             app.run_until_stopped().await.expect("serve");
         })
     });
+    let port = started.recv().expect("the server starts");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         client: reqwest::blocking::Client::builder()
@@ -202,58 +309,128 @@ pub fn spawn_app_with(service: max_mnist_api::ServiceSettings) -> TestApp {
 }
 
 impl TestApp {
-    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
-        self.client
-            .get(format!("{}{path}", self.address))
-            .send()
-            .expect("GET")
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
     }
 
-    pub fn post_form(
-        &self,
-        path: &str,
-        form: reqwest::blocking::multipart::Form,
-    ) -> reqwest::blocking::Response {
+    pub fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().expect("GET")
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> Response {
         self.client
-            .post(format!("{}{path}", self.address))
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("POST JSON")
+    }
+
+    pub fn post_form(&self, path: &str, form: Form) -> Response {
+        self.client
+            .post(self.url(path))
             .multipart(form)
             .send()
             .expect("POST multipart")
     }
 
+    /// A raw body with POST, as `curl --data-binary @file` sends it.
+    pub fn post_bytes(&self, path: &str, body: Vec<u8>) -> Response {
+        self.client
+            .post(self.url(path))
+            .body(body)
+            .send()
+            .expect("POST")
+    }
+
     /// `POST /model/predict` with the image in field `file`.
-    pub fn predict(&self, image: Vec<u8>) -> reqwest::blocking::Response {
+    pub fn predict(&self, image: Vec<u8>) -> Response {
         self.post_form("/model/predict", image_form("file", image))
+    }
+
+    /// `POST /model/explain` with the image in field `file` and `query` (`?steps=15`, or empty).
+    pub fn explain(&self, image: Vec<u8>, query: &str) -> Response {
+        self.post_form(&format!("/model/explain{query}"), image_form("file", image))
+    }
+
+    /// `PUT /predictions/{model}` with the raw image, as `curl -T` sends it.
+    pub fn torchserve_predict(&self, model: &str, image: Vec<u8>) -> Response {
+        self.client
+            .put(self.url(&format!("/predictions/{model}")))
+            .body(image)
+            .send()
+            .expect("PUT")
+    }
+
+    /// `POST /explanations/{model}` with the raw image.
+    pub fn torchserve_explain(&self, model: &str, image: Vec<u8>) -> Response {
+        self.post_bytes(&format!("/explanations/{model}"), image)
+    }
+
+    /// KServe v1 `POST /v1/models/{model}:predict`.
+    pub fn v1_predict(&self, model: &str, body: &Value) -> Response {
+        self.post_json(&format!("/v1/models/{model}:predict"), body)
+    }
+
+    /// KServe v1 `POST /v1/models/{model}:explain`.
+    pub fn v1_explain(&self, model: &str, body: &Value) -> Response {
+        self.post_json(&format!("/v1/models/{model}:explain"), body)
+    }
+
+    /// KServe v2 `POST /v2/models/{model}/infer`.
+    pub fn v2_infer(&self, model: &str, body: &Value) -> Response {
+        self.post_json(&format!("/v2/models/{model}/infer"), body)
+    }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub fn metrics(&self) -> String {
+        let response = self.get("/metrics");
+        assert_eq!(response.status(), 200);
+        response.text().expect("text")
     }
 
     pub fn assert_still_serving(&self) {
         let ping = self.get("/ping");
         assert_eq!(ping.status(), 200);
-        let body: serde_json::Value = ping.json().expect("JSON");
+        let body: Value = ping.json().expect("JSON");
         assert_eq!(body["status"], "Healthy");
     }
 }
 
-pub fn image_form(field: &str, image: Vec<u8>) -> reqwest::blocking::multipart::Form {
-    reqwest::blocking::multipart::Form::new().part(
+pub fn image_form(field: &str, image: Vec<u8>) -> Form {
+    Form::new().part(
         field.to_owned(),
         reqwest::blocking::multipart::Part::bytes(image).file_name("digit.png"),
     )
 }
 
+/// A 200's JSON body.
+pub fn ok_json(response: Response) -> Value {
+    assert_eq!(response.status(), 200);
+    response.json().expect("JSON")
+}
+
 /// The MAX error body: asserts the status and the JSON shape, returns the message.
-pub fn max_error(response: reqwest::blocking::Response, status: u16) -> String {
+pub fn max_error(response: Response, status: u16) -> String {
     assert_eq!(response.status(), status);
-    let body: serde_json::Value = response.json().expect("an error body is JSON");
+    let body: Value = response.json().expect("an error body is JSON");
     assert_eq!(body["status"], "error", "{body}");
     body["message"].as_str().expect("a message").to_owned()
 }
 
 /// KServe's error body (`{"error": …}`): asserts the status, returns the message.
-pub fn kserve_error(response: reqwest::blocking::Response, status: u16) -> String {
+pub fn kserve_error(response: Response, status: u16) -> String {
     assert_eq!(response.status(), status);
-    let body: serde_json::Value = response.json().expect("an error body is JSON");
+    let body: Value = response.json().expect("an error body is JSON");
     body["error"].as_str().expect("an error message").to_owned()
+}
+
+/// TorchServe's error body: asserts status, `code` and `type`; returns the message.
+pub fn torchserve_error(response: Response, status: u16, kind: &str) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().expect("an error body is JSON");
+    assert_eq!(body["code"], status, "{body}");
+    assert_eq!(body["type"], kind, "{body}");
+    body["message"].as_str().expect("a message").to_owned()
 }
 
 /// A loopback HTTP server that answers `GET /…/{name}` with `body` and anything else with 404.
@@ -294,8 +471,9 @@ fn answer(mut stream: TcpStream, name: &str, body: &[u8]) {
         .and_then(|()| stream.write_all(body));
 }
 
-/// The real binary serving on a free loopback port, as a process of its own (so that its memory can
-/// be read and signals sent). Its log goes to a file; it is killed when dropped.
+/// The real binary serving on loopback port 0, as a process of its own (so that its memory can be
+/// read and signals sent). Its log goes to a file, from which the bound port is read; it is killed
+/// when dropped.
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub url: String,
@@ -303,40 +481,60 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `max-mnist serve` with the upstream weights and `extra_args`, and waits for `/ping`.
+    /// Starts `max-mnist serve` with the upstream weights and `extra_args`, and waits until it
+    /// listens.
     pub fn start(extra_args: &[&str]) -> Self {
-        let port = free_port().to_string();
+        let weights = upstream_weights().to_str().expect("UTF-8");
+        Self::serve(&[&["--weights", weights], extra_args].concat(), &[])
+    }
+
+    /// Starts `max-mnist serve ARGS` on loopback port 0 with the environment variables `envs`
+    /// (and none of the settings' variables from the tests' own environment).
+    pub fn serve(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let logs = project_root().join("target").join("test-logs");
         std::fs::create_dir_all(&logs).expect("create target/test-logs");
-        let log_path = logs.join(format!("server-{port}.log"));
+        let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log_path = logs.join(format!("server-{}-{number}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("create the server log");
-        let child = Command::new(BINARY)
+        let mut child = Command::new(BINARY)
             .current_dir(project_root())
-            .args(["serve", "--host", "127.0.0.1", "--port", &port, "--weights"])
-            .arg(upstream_weights())
-            .args(extra_args)
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .args(args)
             .env_remove("HOST")
             .env_remove("PORT")
+            .env_remove("MODELS")
+            .env_remove("MODEL_STORE")
+            .env_remove("MAX_MNIST_WEIGHTS")
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(log)
             .spawn()
             .expect("start the server");
-        let server = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log_path,
-        };
-        let client = reqwest::blocking::Client::new();
         let started = std::time::Instant::now();
-        while client.get(format!("{}/ping", server.url)).send().is_err() {
+        let url = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(url) = log
+                .lines()
+                .find_map(|line| line.split("serving on ").nth(1))
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                break url.to_owned();
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the server exited with {status}:\n{log}");
+            }
             assert!(
-                started.elapsed() < std::time::Duration::from_secs(20),
-                "the server did not come up:\n{}",
-                server.log()
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the server did not come up:\n{log}"
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Self {
+            child,
+            url,
+            log_path,
         }
-        server
     }
 
     pub fn log(&self) -> String {

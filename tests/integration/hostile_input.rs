@@ -1,7 +1,7 @@
 //! Hostile and broken uploads, sent to the real binary running as its own process: each gets a 4xx
 //! with a JSON message, `/ping` answers after each, and the server's peak memory stays under 256 MB.
 
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, Rgba, RgbaImage};
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::Value;
 
-use crate::helpers::{image_form, project_root, sample, ServerProcess};
+use crate::helpers::{encode, image_form, project_root, sample, ServerProcess};
 
 const PEAK_RSS_LIMIT: u64 = 256 * 1024 * 1024;
 
@@ -19,14 +19,6 @@ fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("HTTP client")
-}
-
-fn encode(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    image
-        .write_to(&mut Cursor::new(&mut bytes), format)
-        .expect("encode");
-    bytes
 }
 
 /// A PNG whose header declares `width`×`height` and that holds the first row or so of pixel data.

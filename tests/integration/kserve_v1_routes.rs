@@ -1,21 +1,14 @@
 //! KServe's v1 protocol over real HTTP: listing, readiness, `:predict` with every instance spelling,
 //! a batch in one request equal to single requests, and `{"error": …}` refusals.
 
-use base64::Engine;
-use max_mnist_core::DigitModel;
+use max_mnist_core::{Model, RawInput};
 use serde_json::{json, Value};
 
-use crate::helpers::{kserve_error, sample, settings, spawn_app, TestApp};
+use crate::helpers::{
+    kserve_error, sample, sample_base64 as base64_sample, sample_pixels, settings, spawn_app,
+};
 
-fn predict(app: &TestApp, model: &str, body: &Value) -> reqwest::blocking::Response {
-    app.client
-        .post(format!("{}/v1/models/{model}:predict", app.address))
-        .json(body)
-        .send()
-        .expect("POST :predict")
-}
-
-fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
+pub fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().expect("JSON");
     body["predictions"]
@@ -26,24 +19,17 @@ fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
         .collect()
 }
 
-fn base64_sample(digit: u8) -> String {
-    base64::engine::general_purpose::STANDARD.encode(sample(digit))
-}
-
 /// A sample's pixels as a [28,28] tensor of intensities in 0..1.
-fn tensor_sample(digit: u8) -> Value {
-    let gray = image::load_from_memory(&sample(digit))
-        .expect("a sample")
-        .to_luma8();
-    let rows: Vec<Vec<f64>> = gray
-        .rows()
-        .map(|row| row.map(|p| f64::from(p.0[0]) / 255.0).collect())
+pub fn tensor_sample(digit: u8) -> Value {
+    let rows: Vec<Vec<f64>> = sample_pixels(digit)
+        .chunks_exact(28)
+        .map(|row| row.iter().map(|&p| f64::from(p) / 255.0).collect())
         .collect();
     json!(rows)
 }
 
 #[test]
-fn listing_and_readiness_name_the_one_model() {
+fn listing_and_readiness_name_the_model() {
     let app = spawn_app();
     let models: Value = app.get("/v1/models").json().expect("JSON");
     assert_eq!(models, json!({"models": ["mnist"]}));
@@ -77,7 +63,7 @@ fn every_instance_spelling_gives_the_digit() {
         instances.push(json!(flat));
         expected.extend([u64::from(digit); 5]);
     }
-    let answer = predictions(predict(&app, "mnist", &json!({ "instances": instances })));
+    let answer = predictions(app.v1_predict("mnist", &json!({ "instances": instances })));
     assert_eq!(answer, expected);
 }
 
@@ -87,11 +73,11 @@ fn a_batch_of_64_equals_64_single_requests() {
     let instances: Vec<Value> = (0..64u8)
         .map(|i| json!({"data": base64_sample(i % 10)}))
         .collect();
-    let batch = predictions(predict(&app, "mnist", &json!({ "instances": instances })));
+    let batch = predictions(app.v1_predict("mnist", &json!({ "instances": instances })));
     let singles: Vec<u64> = instances
         .iter()
         .flat_map(|instance| {
-            predictions(predict(&app, "mnist", &json!({ "instances": [instance] })))
+            predictions(app.v1_predict("mnist", &json!({ "instances": [instance] })))
         })
         .collect();
     assert_eq!(batch.len(), 64);
@@ -105,7 +91,7 @@ fn bad_requests_get_a_kserve_error_and_the_server_keeps_serving() {
     let limit = settings().limits.max_instances;
     let too_many: Vec<Value> = (0..=limit).map(|_| json!(base64_sample(1))).collect();
     let message = kserve_error(
-        predict(&app, "mnist", &json!({ "instances": too_many })),
+        app.v1_predict("mnist", &json!({ "instances": too_many })),
         400,
     );
     assert!(message.contains("limits.max_instances"), "{message}");
@@ -118,11 +104,11 @@ fn bad_requests_get_a_kserve_error_and_the_server_keeps_serving() {
         (json!({"instances": [vec![300.0; 784]]}), "300"),
     ];
     for (body, says) in cases {
-        let message = kserve_error(predict(&app, "mnist", &body), 400);
+        let message = kserve_error(app.v1_predict("mnist", &body), 400);
         assert!(message.contains(says), "{body}: {message}");
     }
     assert!(
-        kserve_error(predict(&app, "resnet", &json!({"instances": []})), 404).contains("mnist")
+        kserve_error(app.v1_predict("resnet", &json!({"instances": []})), 404).contains("mnist")
     );
     app.assert_still_serving();
 }
@@ -136,12 +122,7 @@ fn explain_gives_integrated_gradients_per_instance() {
         {"data": base64_sample(3), "target": 8},
         tensor_sample(4),
     ]});
-    let response = app
-        .client
-        .post(format!("{}/v1/models/mnist:explain", app.address))
-        .json(&body)
-        .send()
-        .expect("POST :explain");
+    let response = app.v1_explain("mnist", &body);
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().expect("JSON");
     let explanations = answer["explanations"].as_array().expect("explanations");
@@ -153,7 +134,9 @@ fn explain_gives_integrated_gradients_per_instance() {
             .iter()
             .flat_map(crate::helpers::json_numbers)
             .collect();
-        let input = model.pre_process(&sample(digit)).expect("a sample");
+        let input = model
+            .pre_process(RawInput::File(&sample(digit)))
+            .expect("a sample");
         let expected = model.explain(&input, target, 15).expect("explains");
         assert_eq!(served.len(), 784);
         for (a, b) in served.iter().zip(&expected.attributions) {
@@ -163,11 +146,19 @@ fn explain_gives_integrated_gradients_per_instance() {
             );
         }
     }
-    let bad = app
-        .client
-        .post(format!("{}/v1/models/mnist:explain", app.address))
-        .json(&json!({"instances": [{"data": base64_sample(3), "target": "eight"}]}))
-        .send()
-        .expect("POST");
+    let bad = app.v1_explain(
+        "mnist",
+        &json!({"instances": [{"data": base64_sample(3), "target": "eight"}]}),
+    );
     assert!(kserve_error(bad, 400).contains("target"));
+    let out_of_range = app.v1_explain(
+        "mnist",
+        &json!({"instances": [{"data": base64_sample(3)}, {"data": base64_sample(3), "target": 10}]}),
+    );
+    let message = kserve_error(out_of_range, 400);
+    assert!(
+        message.contains("instance 1: target must be a class from 0 to 9"),
+        "{message}"
+    );
+    app.assert_still_serving();
 }

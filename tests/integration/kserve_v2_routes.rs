@@ -1,44 +1,22 @@
 //! KServe's v2 protocol over real HTTP: metadata, health, `infer` with BYTES and every numeric
 //! datatype, JSON and binary tensors, output selection, the documented request files, and refusals.
 
-use base64::Engine;
-use max_mnist_core::classifier::softmax;
+use max_mnist_core::model::softmax;
 use serde_json::{json, Value};
 
 use crate::exactness::SAMPLE_LOGITS;
-use crate::helpers::{kserve_error, project_root, sample, spawn_app, TestApp};
+use crate::helpers::{
+    kserve_error, ok_json, project_root, sample, sample_base64 as base64_sample,
+    sample_pixels as pixels, spawn_app, TestApp,
+};
 
-fn infer(app: &TestApp, path: &str, body: &Value) -> reqwest::blocking::Response {
-    app.client
-        .post(format!("{}{path}", app.address))
-        .json(body)
-        .send()
-        .expect("POST infer")
-}
-
-fn ok_json(response: reqwest::blocking::Response) -> Value {
-    assert_eq!(response.status(), 200);
-    response.json().expect("JSON")
-}
-
-fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
+pub fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
     body["outputs"]
         .as_array()
         .expect("outputs")
         .iter()
         .find(|o| o["name"] == name)
         .unwrap_or_else(|| panic!("no output {name} in {body}"))
-}
-
-fn base64_sample(digit: u8) -> String {
-    base64::engine::general_purpose::STANDARD.encode(sample(digit))
-}
-
-fn pixels(digit: u8) -> Vec<u8> {
-    image::load_from_memory(&sample(digit))
-        .expect("a sample")
-        .to_luma8()
-        .into_raw()
 }
 
 #[test]
@@ -89,7 +67,7 @@ fn bytes_and_every_numeric_datatype_give_pytorchs_answers() {
         json!({"id": "batch-1", "inputs": [{"name": "x", "shape": [10, 28, 28], "datatype": "INT64", "data": whole}]}),
     ];
     for body in bodies {
-        let answer = ok_json(infer(&app, "/v2/models/mnist/infer", &body));
+        let answer = ok_json(app.v2_infer("mnist", &body));
         assert_eq!(answer["id"], "batch-1");
         assert_eq!(answer["model_name"], "mnist");
         assert_eq!(answer["model_version"], "1");
@@ -124,7 +102,7 @@ fn the_requested_outputs_are_the_ones_sent() {
     let app = spawn_app();
     let body = json!({"inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [base64_sample(6)]}],
         "outputs": [{"name": "predict"}]});
-    let answer = ok_json(infer(&app, "/v2/models/mnist/versions/1/infer", &body));
+    let answer = ok_json(app.post_json("/v2/models/mnist/versions/1/infer", &body));
     assert_eq!(answer["outputs"].as_array().map(Vec::len), Some(1));
     assert_eq!(output(&answer, "predict")["data"], json!([6]));
     assert!(answer.get("id").is_none());
@@ -146,7 +124,7 @@ fn binary_tensors_in_and_out_as_tritonclient_sends_them() {
     body.extend_from_slice(&floats);
     let response = app
         .client
-        .post(format!("{}/v2/models/mnist/infer", app.address))
+        .post(app.url("/v2/models/mnist/infer"))
         .header("Inference-Header-Content-Length", header.len().to_string())
         .header("content-type", "application/octet-stream")
         .body(body)
@@ -183,7 +161,7 @@ fn binary_tensors_in_and_out_as_tritonclient_sends_them() {
     body.extend_from_slice(&element);
     let answer: Value = app
         .client
-        .post(format!("{}/v2/models/mnist/infer", app.address))
+        .post(app.url("/v2/models/mnist/infer"))
         .header("Inference-Header-Content-Length", header.len().to_string())
         .body(body)
         .send()
@@ -200,16 +178,10 @@ fn the_documented_request_files_give_the_documented_answers() {
         let path = project_root().join("samples").join("requests").join(name);
         serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("JSON")
     };
-    let v1 = ok_json(
-        app.client
-            .post(format!("{}/v1/models/mnist:predict", app.address))
-            .json(&read("v1-mnist.json"))
-            .send()
-            .expect("POST"),
-    );
+    let v1 = ok_json(app.v1_predict("mnist", &read("v1-mnist.json")));
     assert_eq!(v1, json!({"predictions": [0]}));
     for (file, digit) in [("v2-bytes.json", 1), ("v2-fp32.json", 2)] {
-        let answer = ok_json(infer(&app, "/v2/models/mnist/infer", &read(file)));
+        let answer = ok_json(app.v2_infer("mnist", &read(file)));
         assert_eq!(output(&answer, "predict")["data"], json!([digit]), "{file}");
     }
 }
@@ -256,12 +228,12 @@ fn bad_inference_requests_are_400s_with_a_kserve_error() {
         ),
     ];
     for (body, says) in cases {
-        let message = kserve_error(infer(&app, "/v2/models/mnist/infer", &body), 400);
+        let message = kserve_error(app.v2_infer("mnist", &body), 400);
         assert!(message.contains(says), "{says}: {message}");
     }
     let message = kserve_error(
         app.client
-            .post(format!("{}/v2/models/mnist/infer", app.address))
+            .post(app.url("/v2/models/mnist/infer"))
             .header("Inference-Header-Content-Length", "999")
             .body("{}")
             .send()
@@ -276,9 +248,11 @@ fn bad_inference_requests_are_400s_with_a_kserve_error() {
 fn a_batch_of_64_is_one_forward_pass_equal_to_64_single_requests() {
     let app = spawn_app();
     let batch_passes = |app: &TestApp| -> f64 {
-        let text = app.get("/metrics").text().expect("metrics");
-        text.lines()
-            .find_map(|line| line.strip_prefix("max_mnist_batch_size_bucket{le=\"32\"} "))
+        app.metrics()
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("max_mnist_batch_size_bucket{model=\"mnist\",le=\"32\"} ")
+            })
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
@@ -296,7 +270,7 @@ fn a_batch_of_64_is_one_forward_pass_equal_to_64_single_requests() {
     };
     let digits: Vec<u8> = (0..64).map(|i| (i * 7 % 10) as u8).collect();
     let small_passes_before = batch_passes(&app);
-    let batch = ok_json(infer(&app, "/v2/models/mnist/infer", &request(&digits)));
+    let batch = ok_json(app.v2_infer("mnist", &request(&digits)));
     assert_eq!(
         batch_passes(&app),
         small_passes_before,
@@ -304,7 +278,7 @@ fn a_batch_of_64_is_one_forward_pass_equal_to_64_single_requests() {
     );
     let batch_probabilities = probabilities(&batch);
     for (index, &digit) in digits.iter().enumerate() {
-        let single = ok_json(infer(&app, "/v2/models/mnist/infer", &request(&[digit])));
+        let single = ok_json(app.v2_infer("mnist", &request(&[digit])));
         let expected = &batch_probabilities[index * 10..index * 10 + 10];
         for (got, want) in probabilities(&single).iter().zip(expected) {
             assert!((got - want).abs() < 1e-6, "instance {index}");

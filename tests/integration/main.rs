@@ -14,5 +14,7 @@ mod kserve_v2_routes;
 mod model_routes;
 mod operations;
 mod python_clients;
+mod several_models;
+mod torchserve_mnist;
 mod torchserve_routes;
 mod weights;

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use max_mnist_core::classifier::softmax;
+use max_mnist_core::model::softmax;
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::{json, Value};
 
@@ -99,6 +99,58 @@ fn the_image_field_and_top_k_work_and_top_1_is_the_default() {
         .collect();
     assert_eq!(digits.len(), 3);
     assert_eq!(digits[0], 3);
+}
+
+#[test]
+fn options_come_from_the_query_string_or_the_form_but_not_both_differently() {
+    let app = spawn_app();
+    let count = |response: reqwest::blocking::Response| {
+        let body: Value = response.json().expect("JSON");
+        body["predictions"].as_array().map_or(0, Vec::len)
+    };
+    let query = app.post_form("/model/predict?top_k=3", image_form("file", sample(4)));
+    assert_eq!(
+        count(query),
+        3,
+        "curl -F file=@4.png '…/model/predict?top_k=3'"
+    );
+    let both = app.post_form(
+        "/model/predict?top_k=2",
+        image_form("file", sample(4)).text("top_k", "2"),
+    );
+    assert_eq!(count(both), 2, "the same value both ways");
+    let message = max_error(
+        app.post_form(
+            "/model/predict?top_k=2",
+            image_form("file", sample(4)).text("top_k", "5"),
+        ),
+        400,
+    );
+    assert!(
+        message.contains("`2` in the query string and `5` in the form"),
+        "{message}"
+    );
+    let explained: Value = app
+        .explain(sample(4), "?steps=15&target=9")
+        .json()
+        .expect("JSON");
+    assert_eq!(explained["target"], 9);
+    let direct = crate::helpers::upstream_model();
+    let input = max_mnist_core::Model::pre_process(
+        direct.as_ref(),
+        max_mnist_core::RawInput::File(&sample(4)),
+    )
+    .expect("a sample");
+    let fifteen = max_mnist_core::Model::explain(direct.as_ref(), &input, 9, 15).expect("explains");
+    let delta = explained["convergence_delta"].as_f64().expect("delta");
+    assert!(
+        (delta - f64::from(fifteen.convergence_delta)).abs() < 1e-6,
+        "steps=15 from the query: {delta} vs {}",
+        fifteen.convergence_delta
+    );
+    let message = max_error(app.explain(sample(4), "?format=gif"), 400);
+    assert!(message.contains("format"), "{message}");
+    app.assert_still_serving();
 }
 
 #[test]

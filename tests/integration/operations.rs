@@ -2,7 +2,9 @@
 
 use serde_json::json;
 
-use crate::helpers::{image_form, sample, settings, spawn_app, spawn_app_with, ServerProcess};
+use crate::helpers::{
+    image_form, sample, service_settings, spawn_app, spawn_app_with, ServerProcess,
+};
 
 /// The value of the sample line that starts with `series`.
 fn metric(text: &str, series: &str) -> Option<f64> {
@@ -20,12 +22,7 @@ fn metrics_count_requests_by_route_and_status_and_batches_by_size() {
     assert_eq!(app.predict(b"not an image".to_vec()).status(), 400);
     let instances: Vec<_> = (0..64).map(|_| json!({"data": "iVBORw0KGgo="})).collect();
     // 64 truncated PNGs: refused, but only after the batch was formed.
-    let _ = app
-        .client
-        .post(format!("{}/v1/models/mnist:predict", app.address))
-        .json(&json!({ "instances": instances }))
-        .send()
-        .expect("POST");
+    let _ = app.v1_predict("mnist", &json!({ "instances": instances }));
     let _ = app.get("/v2/models/resnet");
     let _ = app.get("/no/such/route");
 
@@ -37,40 +34,49 @@ fn metrics_count_requests_by_route_and_status_and_batches_by_size() {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/plain")));
     let text = response.text().expect("text");
-    let requests = |route: &str, method: &str, status: u16| {
+    let requests = |route: &str, method: &str, status: u16, model: &str| {
         metric(
             &text,
-            &format!("max_mnist_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"),
+            &format!("max_mnist_requests_total{{method=\"{method}\",model=\"{model}\",route=\"{route}\",status=\"{status}\"}}"),
         )
     };
-    assert_eq!(requests("/model/predict", "POST", 200), Some(3.0), "{text}");
-    assert_eq!(requests("/model/predict", "POST", 400), Some(1.0));
     assert_eq!(
-        requests("/v1/models/{model}:predict", "POST", 400),
+        requests("/model/predict", "POST", 200, "mnist"),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(requests("/model/predict", "POST", 400, "mnist"), Some(1.0));
+    assert_eq!(
+        requests("/v1/models/{model}:predict", "POST", 400, "mnist"),
         Some(1.0)
     );
-    assert_eq!(requests("/v2/models/{model}", "GET", 404), Some(1.0));
-    assert_eq!(requests("unmatched", "GET", 404), Some(1.0));
+    assert_eq!(
+        requests("/v2/models/{model}", "GET", 404, ""),
+        Some(1.0),
+        "a model not served is not a label"
+    );
+    assert_eq!(requests("unmatched", "GET", 404, ""), Some(1.0));
     assert_eq!(
         metric(
             &text,
-            "max_mnist_request_duration_seconds_count{route=\"/model/predict\"}"
+            "max_mnist_request_duration_seconds_count{model=\"mnist\",route=\"/model/predict\"}"
         ),
         Some(4.0)
     );
-    assert_eq!(metric(&text, "max_mnist_batch_size_count"), Some(5.0));
     assert_eq!(
-        metric(&text, "max_mnist_batch_size_bucket{le=\"1\"}"),
-        Some(4.0)
-    );
-    assert_eq!(
-        metric(&text, "max_mnist_batch_size_bucket{le=\"32\"}"),
-        Some(4.0)
-    );
-    assert_eq!(
-        metric(&text, "max_mnist_batch_size_bucket{le=\"64\"}"),
+        metric(&text, "max_mnist_batch_size_count{model=\"mnist\"}"),
         Some(5.0)
     );
+    for (le, count) in [("1", 4.0), ("32", 4.0), ("64", 5.0)] {
+        assert_eq!(
+            metric(
+                &text,
+                &format!("max_mnist_batch_size_bucket{{model=\"mnist\",le=\"{le}\"}}")
+            ),
+            Some(count),
+            "le {le}"
+        );
+    }
     assert_eq!(
         metric(
             &text,
@@ -85,7 +91,7 @@ fn cors_is_off_by_default_and_on_for_any_origin_when_enabled() {
     let origin = "https://digits.example";
     let allow_origin = |app: &crate::helpers::TestApp| {
         app.client
-            .get(format!("{}/model/metadata", app.address))
+            .get(app.url("/model/metadata"))
             .header("Origin", origin)
             .send()
             .expect("GET")
@@ -95,16 +101,13 @@ fn cors_is_off_by_default_and_on_for_any_origin_when_enabled() {
     };
     assert_eq!(allow_origin(&spawn_app()), None);
 
-    let mut service = settings().service_settings();
+    let mut service = service_settings();
     service.cors.enabled = true;
     let app = spawn_app_with(service);
     assert!(allow_origin(&app).is_some_and(|v| v == origin || v == "*"));
     let preflight = app
         .client
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/model/predict", app.address),
-        )
+        .request(reqwest::Method::OPTIONS, app.url("/model/predict"))
         .header("Origin", origin)
         .header("Access-Control-Request-Method", "POST")
         .send()
@@ -115,7 +118,7 @@ fn cors_is_off_by_default_and_on_for_any_origin_when_enabled() {
         .contains_key("access-control-allow-methods"));
     let response = app
         .client
-        .post(format!("{}/model/predict", app.address))
+        .post(app.url("/model/predict"))
         .header("Origin", origin)
         .multipart(image_form("file", sample(7)))
         .send()

@@ -1,44 +1,23 @@
 //! TorchServe's routes answer as the TorchServe MNIST example does, over real HTTP.
 
-use base64::Engine;
-use max_mnist_core::DigitModel;
+use max_mnist_core::{Model, RawInput};
 use reqwest::blocking::multipart::Form;
 use serde_json::{json, Value};
 
-use crate::helpers::{image_form, sample, spawn_app, TestApp};
-
-/// TorchServe's error body: asserts status, `code` and `type`; returns the message.
-fn torchserve_error(response: reqwest::blocking::Response, status: u16, kind: &str) -> String {
-    assert_eq!(response.status(), status);
-    let body: Value = response.json().expect("an error body is JSON");
-    assert_eq!(body["code"], status, "{body}");
-    assert_eq!(body["type"], kind, "{body}");
-    body["message"].as_str().expect("a message").to_owned()
-}
-
-fn digit(response: reqwest::blocking::Response) -> Value {
-    assert_eq!(response.status(), 200);
-    response.json().expect("JSON")
-}
-
-fn url(app: &TestApp, path: &str) -> String {
-    format!("{}{path}", app.address)
-}
+use crate::helpers::{
+    image_form, ok_json as digit, sample, sample_base64, spawn_app, torchserve_error,
+};
 
 #[test]
 fn every_body_torchserve_accepts_gives_the_digit() {
     let app = spawn_app();
     for d in 0..10u8 {
         // `curl -T 7.png URL` sends the raw file with PUT; `--data-binary @7.png` with POST.
-        let put = app
-            .client
-            .put(url(&app, "/predictions/mnist"))
-            .body(sample(d))
-            .send();
-        assert_eq!(digit(put.expect("PUT")), json!(d));
+        let put = app.torchserve_predict("mnist", sample(d));
+        assert_eq!(digit(put), json!(d));
         let post = app
             .client
-            .post(url(&app, "/predictions/mnist/1"))
+            .post(app.url("/predictions/mnist/1"))
             .header("content-type", "application/octet-stream")
             .body(sample(d))
             .send();
@@ -48,14 +27,9 @@ fn every_body_torchserve_accepts_gives_the_digit() {
         let response = app.post_form("/predictions/mnist", image_form(field, sample(4)));
         assert_eq!(digit(response), json!(4), "field {field}");
     }
-    let encoded = base64::engine::general_purpose::STANDARD.encode(sample(9));
+    let encoded = sample_base64(9);
     for body in [json!({ "data": encoded }), json!({ "body": encoded })] {
-        let response = app
-            .client
-            .post(url(&app, "/predictions/mnist"))
-            .json(&body)
-            .send()
-            .expect("POST JSON");
+        let response = app.post_json("/predictions/mnist", &body);
         assert_eq!(digit(response), json!(9));
     }
 }
@@ -71,11 +45,7 @@ fn unknown_models_and_versions_are_404s_in_torchserves_shape() {
         let response = if path.starts_with("/models") {
             app.get(path)
         } else {
-            app.client
-                .post(url(&app, path))
-                .body(sample(1))
-                .send()
-                .expect("POST")
+            app.post_bytes(path, sample(1))
         };
         let message = torchserve_error(response, 404, "ModelNotFoundException");
         assert!(message.contains("mnist"), "{path}: {message}");
@@ -87,7 +57,7 @@ fn unknown_models_and_versions_are_404s_in_torchserves_shape() {
 fn bad_bodies_are_400s_in_torchserves_shape() {
     let app = spawn_app();
     let post = |body: reqwest::blocking::RequestBuilder| body.send().expect("POST");
-    let endpoint = url(&app, "/predictions/mnist");
+    let endpoint = app.url("/predictions/mnist");
     let cases = [
         (post(app.client.post(&endpoint)), "empty"),
         (
@@ -123,16 +93,17 @@ fn bad_bodies_are_400s_in_torchserves_shape() {
 }
 
 #[test]
-fn the_management_routes_describe_the_one_model() {
+fn the_management_routes_describe_the_model() {
     let app = spawn_app();
     let models: Value = app.get("/models").json().expect("JSON");
     assert_eq!(
         models,
-        json!({"models": [{"modelName": "mnist", "modelUrl": "mnist.mar"}]})
+        json!({"models": [{"modelName": "mnist", "modelUrl": "mnist-classifier.pt"}]})
     );
     let described: Value = app.get("/models/mnist").json().expect("JSON");
     assert_eq!(described[0]["modelName"], "mnist");
     assert_eq!(described[0]["modelVersion"], "1");
+    assert_eq!(described[0]["architecture"], "MyConvNet");
     assert_eq!(described[0]["status"], "READY");
 }
 
@@ -140,7 +111,9 @@ fn the_management_routes_describe_the_one_model() {
 fn explanations_are_integrated_gradients_of_15_steps_in_torchserves_shape() {
     let app = spawn_app();
     let model = crate::helpers::upstream_model();
-    let input = model.pre_process(&sample(3)).expect("a sample");
+    let input = model
+        .pre_process(RawInput::File(&sample(3)))
+        .expect("a sample");
     let attributions = |response: reqwest::blocking::Response| -> Vec<f64> {
         assert_eq!(response.status(), 200);
         let body: Value = response.json().expect("JSON");
@@ -157,43 +130,30 @@ fn explanations_are_integrated_gradients_of_15_steps_in_torchserves_shape() {
             .zip(&expected.attributions)
             .all(|(a, b)| (a - f64::from(*b)).abs() < 1e-6)
     };
-    let raw = app
-        .client
-        .post(url(&app, "/explanations/mnist"))
-        .body(sample(3))
-        .send();
+    let raw = app.torchserve_explain("mnist", sample(3));
     assert!(
-        close(&attributions(raw.expect("POST")), 3),
+        close(&attributions(raw), 3),
         "default target: the prediction"
     );
-    let encoded = base64::engine::general_purpose::STANDARD.encode(sample(3));
-    let json_body = app
-        .client
-        .post(url(&app, "/explanations/mnist"))
-        .json(&json!({"data": encoded, "target": 5}))
-        .send();
-    assert!(
-        close(&attributions(json_body.expect("POST")), 5),
-        "target from JSON"
+    let encoded = sample_base64(3);
+    let json_body = app.post_json(
+        "/explanations/mnist",
+        &json!({"data": encoded, "target": 5}),
     );
+    assert!(close(&attributions(json_body), 5), "target from JSON");
     let form = app.post_form(
         "/explanations/mnist",
         image_form("data", sample(3)).text("target", "8"),
     );
     assert!(close(&attributions(form), 8), "target from the form");
 
-    let bad = app
-        .client
-        .post(url(&app, "/explanations/mnist"))
-        .json(&json!({"data": encoded, "target": 12}))
-        .send()
-        .expect("POST");
-    torchserve_error(bad, 400, "BadRequestException");
-    let other = app
-        .client
-        .post(url(&app, "/explanations/resnet"))
-        .body(sample(3))
-        .send();
-    torchserve_error(other.expect("POST"), 404, "ModelNotFoundException");
+    let bad = app.post_json(
+        "/explanations/mnist",
+        &json!({"data": encoded, "target": 12}),
+    );
+    let message = torchserve_error(bad, 400, "BadRequestException");
+    assert!(message.contains("from 0 to 9, got 12"), "{message}");
+    let other = app.torchserve_explain("resnet", sample(3));
+    torchserve_error(other, 404, "ModelNotFoundException");
     app.assert_still_serving();
 }

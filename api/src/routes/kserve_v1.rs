@@ -1,18 +1,28 @@
-//! KServe's v1 protocol: `/v1/models`, `/v1/models/{model}`, `/v1/models/{model}:predict`.
+//! KServe's v1 protocol: `/v1/models`, `/v1/models/{model}`, `/v1/models/{model}:predict` and
+//! `:explain`.
 
 use actix_web::{web, HttpResponse};
+use max_mnist_core::{InputKind, ModelInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{check_instance_count, classify, explain, rows, Instance};
+use crate::inference::{check_instance_count, classify, explain, trimmed, Instance, Nested};
+use crate::registry::{Resolved, ServedModel};
 use crate::upload::{decode_base64, parse_json, read_body};
 use crate::AppState;
 
-/// The steps TorchServe's MNIST handler gives Captum, so that a KServe deployment of it answers alike.
-const EXPLAIN_STEPS: usize = 15;
-const INSTANCE_HINT: &str = "each instance is {\"data\": \"<base64 image>\"}, a base64 string, or intensities of shape [28,28], [1,28,28] or [784]";
+type Model = Resolved<KServeError>;
+
+/// What an instance may be, for a model's input.
+fn instance_hint(info: &ModelInfo) -> String {
+    let shapes = info.input.describe_shapes();
+    match info.input.kind {
+        InputKind::Image => format!("each instance is {{\"data\": \"<base64 image>\"}}, a base64 string, or intensities of shape {shapes}"),
+        InputKind::Features => format!("each instance is numbers of shape {shapes}"),
+    }
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct ModelNames {
@@ -20,11 +30,16 @@ pub struct ModelNames {
     models: Vec<String>,
 }
 
-/// The models served (one).
+/// The models served.
 #[utoipa::path(get, path = "/v1/models", tag = "KServe v1", responses((status = 200, body = ModelNames)))]
 pub async fn list_models(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ModelNames {
-        models: vec![state.settings.model_name.clone()],
+        models: state
+            .registry
+            .all()
+            .iter()
+            .map(|served| served.info().name.clone())
+            .collect(),
     })
 }
 
@@ -40,21 +55,17 @@ pub struct ModelStatus {
     get,
     path = "/v1/models/{model}",
     tag = "KServe v1",
-    params(("model" = String, Path, description = "The model's name, `mnist` by default")),
+    params(("model" = String, Path, description = "A served model's name")),
     responses(
         (status = 200, body = ModelStatus),
-        (status = 404, description = "Another model", body = KServeErrorBody),
+        (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
-pub async fn model_status(
-    path: web::Path<String>,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, KServeError> {
-    state.settings.check_model(&path, None)?;
-    Ok(HttpResponse::Ok().json(ModelStatus {
-        name: state.settings.model_name.clone(),
+pub async fn model_status(model: Model) -> HttpResponse {
+    HttpResponse::Ok().json(ModelStatus {
+        name: model.info().name.clone(),
         ready: true,
-    }))
+    })
 }
 
 /// `{"instances": [...]}`.
@@ -66,8 +77,9 @@ pub struct PredictRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct PredictResponse {
+    /// The most probable class of each instance.
     #[schema(example = json!([7]))]
-    predictions: Vec<u8>,
+    predictions: Vec<usize>,
 }
 
 /// `:predict` classifies every instance in one forward pass.
@@ -75,42 +87,43 @@ pub struct PredictResponse {
     post,
     path = "/v1/models/{model}:predict",
     tag = "KServe v1",
-    params(("model" = String, Path, description = "The model's name, `mnist` by default")),
+    params(("model" = String, Path, description = "A served model's name")),
     request_body = PredictRequest,
     responses(
         (status = 200, body = PredictResponse),
         (status = 400, description = "A bad instance, or too many", body = KServeErrorBody),
-        (status = 404, description = "Another model", body = KServeErrorBody),
+        (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
 pub async fn predict(
-    path: web::Path<String>,
+    model: Model,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    model_action(&path, payload, &state, Verb::Predict).await
+    model_action(&model, payload, &state, Verb::Predict).await
 }
 
-/// `:explain`: Integrated Gradients per instance (15 steps, as TorchServe's MNIST handler), of the
-/// instance's `target` when an object instance names one, else of its predicted digit.
+/// `:explain`: Integrated Gradients per instance (with the steps of the model's TorchServe handler,
+/// 15 for the digit models), of the instance's `target` when an object instance names one, else of
+/// the model's default target (the predicted digit).
 #[utoipa::path(
     post,
     path = "/v1/models/{model}:explain",
     tag = "KServe v1",
-    params(("model" = String, Path, description = "The model's name, `mnist` by default")),
+    params(("model" = String, Path, description = "A served model's name")),
     request_body = PredictRequest,
     responses(
         (status = 200, body = ExplainResponse),
         (status = 400, description = "A bad instance or target, or too many instances", body = KServeErrorBody),
-        (status = 404, description = "Another model", body = KServeErrorBody),
+        (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
 pub async fn explain_route(
-    path: web::Path<String>,
+    model: Model,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    model_action(&path, payload, &state, Verb::Explain).await
+    model_action(&model, payload, &state, Verb::Explain).await
 }
 
 #[derive(PartialEq)]
@@ -120,52 +133,46 @@ enum Verb {
 }
 
 async fn model_action(
-    model: &str,
+    model: &ServedModel,
     payload: web::Payload,
     state: &AppState,
     verb: Verb,
 ) -> Result<HttpResponse, KServeError> {
-    state.settings.check_model(model, None)?;
     let limits = &state.settings.limits;
     let body = read_body(payload, limits).await?;
     let request: PredictRequest = parse_json(&body, limits)?;
     check_instance_count(request.instances.len(), limits)?;
+    let info = model.info();
     let instances = request
         .instances
         .iter()
         .enumerate()
         .map(|(index, value)| {
-            instance(value).map_err(|err| {
-                ApiError::BadRequest(format!("instance {index}: {err}; {INSTANCE_HINT}"))
+            instance(value, info).map_err(|err| {
+                ApiError::BadRequest(format!("instance {index}: {err}; {}", instance_hint(info)))
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if verb == Verb::Explain {
-        return explain_instances(state, &request.instances, instances).await;
+        return explain_instances(model, &request.instances, instances).await;
     }
-    let predictions = classify(state, instances)
+    let predictions = classify(state, model, instances)
         .await?
         .iter()
-        .map(|logits| {
-            state
-                .model
-                .post_process(logits, 1)
-                .first()
-                .map_or(0, |top| top.prediction)
-        })
+        .map(|classification| classification.class)
         .collect();
     Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ExplainResponse<'a> {
-    /// One 28×28 array of attributions per instance.
+    /// The attributions of each instance, in the instance's shape (28×28 for the digit models).
     #[schema(value_type = Vec<Vec<Vec<f32>>>)]
-    explanations: Vec<Vec<&'a [f32]>>,
+    explanations: Vec<Nested<'a>>,
 }
 
 async fn explain_instances(
-    state: &AppState,
+    model: &ServedModel,
     values: &[Value],
     instances: Vec<Instance>,
 ) -> Result<HttpResponse, KServeError> {
@@ -179,43 +186,59 @@ async fn explain_instances(
                     .and_then(|t| usize::try_from(t).ok())
                     .ok_or_else(|| {
                         ApiError::BadRequest(format!(
-                            "instance {index}: target must be a digit from 0 to 9"
+                            "instance {index}: target must be a whole number, a class of the model"
                         ))
                     })?,
             ),
         };
-        explained.push(explain(state, instance, target, EXPLAIN_STEPS).await?);
+        let steps = model.info().explanation.steps;
+        let one = explain(model, instance, target, steps)
+            .await
+            .map_err(|err| match err {
+                ApiError::BadRequest(message) => {
+                    ApiError::BadRequest(format!("instance {index}: {message}"))
+                }
+                other => other,
+            })?;
+        explained.push(one);
     }
+    let shape = trimmed(&model.info().input.shape);
     Ok(HttpResponse::Ok().json(ExplainResponse {
         explanations: explained
             .iter()
-            .map(|e| rows(&e.explanation.attributions))
+            .map(|e| Nested {
+                values: &e.explanation.attributions,
+                shape,
+            })
             .collect(),
     }))
 }
 
 /// One v1 instance: `{"data": base64}` (or `{"b64": …}`), a base64 string, or a numeric tensor.
-fn instance(value: &Value) -> Result<Instance, String> {
+fn instance(value: &Value, info: &ModelInfo) -> Result<Instance, String> {
     match value {
-        Value::String(text) => decode_image(text),
+        Value::String(text) => decode_file(text, info),
         Value::Object(fields) => match fields.get("data").or_else(|| fields.get("b64")) {
-            Some(Value::String(text)) => decode_image(text),
-            Some(tensor @ Value::Array(_)) => numeric(tensor),
+            Some(Value::String(text)) => decode_file(text, info),
+            Some(tensor @ Value::Array(_)) => numeric(tensor, info),
             _ => Err("an object instance needs a `data` field".into()),
         },
-        tensor @ Value::Array(_) => numeric(tensor),
+        tensor @ Value::Array(_) => numeric(tensor, info),
         other => Err(format!("a {} is not an instance", json_kind(other))),
     }
 }
 
-fn decode_image(text: &str) -> Result<Instance, String> {
+fn decode_file(text: &str, info: &ModelInfo) -> Result<Instance, String> {
+    if info.input.kind != InputKind::Image {
+        return Err("this model takes numbers, not a file".into());
+    }
     decode_base64(text)
-        .map(Instance::Image)
+        .map(Instance::File)
         .map_err(|err| err.to_string())
 }
 
-/// A numeric tensor of shape [28,28], [1,28,28] or [784], flattened row-major.
-fn numeric(tensor: &Value) -> Result<Instance, String> {
+/// A numeric tensor of one of the model's instance shapes, flattened row-major.
+fn numeric(tensor: &Value, info: &ModelInfo) -> Result<Instance, String> {
     let mut shape = Vec::new();
     let mut level = tensor;
     while let Value::Array(items) = level {
@@ -225,12 +248,12 @@ fn numeric(tensor: &Value) -> Result<Instance, String> {
             None => break,
         }
     }
-    if !matches!(shape.as_slice(), [28, 28] | [1, 28, 28] | [784]) {
+    if !info.input.instance_shapes().contains(&shape) {
         return Err(format!("a tensor of shape {shape:?}"));
     }
-    let mut values = Vec::with_capacity(784);
+    let mut values = Vec::with_capacity(info.input.len());
     flatten(tensor, shape.len(), &mut values)?;
-    if values.len() != 784 {
+    if values.len() != info.input.len() {
         return Err(format!("a ragged tensor of {} values", values.len()));
     }
     Ok(Instance::Tensor(values))
@@ -275,10 +298,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 mod tests {
     use serde_json::json;
 
+    use max_mnist_core::model::{
+        DefaultTarget, ExplanationInfo, InputInfo, OutputInfo, OutputKind,
+    };
+    use max_mnist_core::Architecture;
+
     use super::*;
+
+    fn image_model() -> ModelInfo {
+        ModelInfo {
+            name: "mnist".into(),
+            version: "1".into(),
+            architecture: Architecture::Net,
+            input: InputInfo {
+                kind: InputKind::Image,
+                name: "input-0",
+                shape: vec![1, 28, 28],
+                feature_names: Vec::new(),
+            },
+            output: OutputInfo {
+                kind: OutputKind::LogProbabilities,
+                labels: (0..10).map(|d: u8| d.to_string()).collect(),
+            },
+            explanation: ExplanationInfo {
+                steps: 15,
+                target: DefaultTarget::Predicted,
+            },
+            multiply_adds: 1,
+        }
+    }
 
     #[test]
     fn tensors_of_the_three_shapes_are_read_and_others_refused() {
+        let info = image_model();
+        let numeric = |tensor: &Value| numeric(tensor, &info);
         let row: Vec<f64> = (0..28).map(|i| f64::from(i) / 28.0).collect();
         let square = json!(vec![row.clone(); 28]);
         for tensor in [square.clone(), json!([square]), json!(vec![0.5; 784])] {
@@ -296,18 +349,19 @@ mod tests {
 
     #[test]
     fn instances_come_in_every_documented_spelling() {
+        let info = image_model();
         for value in [
             json!("iVBORw0KGgo="),
             json!({"data": "iVBORw0KGgo="}),
             json!({"b64": "iVBORw0KGgo="}),
         ] {
             assert!(
-                matches!(instance(&value), Ok(Instance::Image(_))),
+                matches!(instance(&value, &info), Ok(Instance::File(_))),
                 "{value}"
             );
         }
         for value in [json!(7), json!(null), json!({"target": 0})] {
-            assert!(instance(&value).is_err(), "{value}");
+            assert!(instance(&value, &info).is_err(), "{value}");
         }
     }
 }

@@ -1,18 +1,22 @@
-//! The MAX routes: `/model/metadata`, `/model/labels`, `/model/predict`.
+//! The MAX routes of the first model: `/model/metadata`, `/model/labels`, `/model/predict`.
 
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
-use actix_web::{get, post, web, HttpResponse};
-use max_mnist_core::NUM_CLASSES;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{classify, Instance};
-use crate::upload::{first_part, parse_bounded, read_multipart, text_part, Part};
+use crate::options::Options;
+use crate::registry::Resolved;
+use crate::upload::{first_part, read_multipart};
 use crate::{AppState, ModelMetadata};
 
-/// The model's description, from `config.toml`'s `[metadata]`.
+/// The first model, which the MAX routes answer with.
+pub type MaxModel = Resolved<ApiError>;
+
+/// The model's description, as MAX gives it.
 #[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = ModelMetadata)))]
 #[get("/model/metadata")]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
@@ -34,14 +38,19 @@ pub struct LabelsResponse {
     labels: Vec<Label>,
 }
 
-/// The ten classes the model tells apart.
+/// The classes the model tells apart.
 #[utoipa::path(get, path = "/model/labels", tag = "MAX", responses((status = 200, body = LabelsResponse)))]
 #[get("/model/labels")]
-pub async fn labels() -> HttpResponse {
-    let labels: Vec<Label> = (0..NUM_CLASSES)
-        .map(|digit| Label {
-            id: digit.to_string(),
-            name: digit.to_string(),
+pub async fn labels(model: MaxModel) -> HttpResponse {
+    let labels: Vec<Label> = model
+        .info()
+        .output
+        .labels
+        .iter()
+        .enumerate()
+        .map(|(class, name)| Label {
+            id: class.to_string(),
+            name: name.clone(),
         })
         .collect();
     HttpResponse::Ok().json(LabelsResponse {
@@ -50,8 +59,9 @@ pub async fn labels() -> HttpResponse {
     })
 }
 
-/// A digit image upload.
+/// An image upload.
 #[derive(ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads the parts
 pub struct PredictForm {
     /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. A 28×28 grayscale image is used as it is.
     #[schema(value_type = String, format = Binary)]
@@ -59,27 +69,17 @@ pub struct PredictForm {
     /// Another name for `file`.
     #[schema(value_type = Option<String>, format = Binary)]
     image: Option<Bytes>,
-    /// How many of the most probable digits to return, 1 to 10 (default 1).
-    #[schema(value_type = Option<u8>, minimum = 1, maximum = 10, example = 1)]
+    /// How many of the most probable classes to return, from 1 to the number of classes (default
+    /// 1). Also read from the query string.
+    #[schema(value_type = Option<u8>, minimum = 1, example = 1)]
     top_k: Option<String>,
-}
-
-impl PredictForm {
-    /// Unknown fields are ignored, as MAX's Flask parser does; the first of duplicates wins.
-    fn from_parts(parts: &[Part]) -> Result<Self, ApiError> {
-        let top_k = text_part(parts, "top_k")?;
-        Ok(Self {
-            file: first_part(parts, &["file"]).map(|part| part.data.clone()),
-            image: first_part(parts, &["image"]).map(|part| part.data.clone()),
-            top_k,
-        })
-    }
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct PredictionBody {
+    /// The class (for the digit models, the digit).
     #[schema(example = 7)]
-    prediction: u8,
+    prediction: usize,
     /// Softmax probability, 0 to 1.
     #[schema(example = 0.9987)]
     probability: f32,
@@ -93,14 +93,15 @@ pub struct PredictResponse {
     predictions: Vec<PredictionBody>,
 }
 
-/// Classifies the digit in an uploaded image.
+/// Classifies the image in an upload.
 #[utoipa::path(
     post,
     path = "/model/predict",
     tag = "MAX",
+    params(("top_k" = Option<u8>, Query, description = "As the form field `top_k`")),
     request_body(content = PredictForm, content_type = "multipart/form-data"),
     responses(
-        (status = 200, description = "The most probable digits", body = PredictResponse),
+        (status = 200, description = "The most probable classes", body = PredictResponse),
         (status = 400, description = "No image, an undecodable image, or a bad `top_k`", body = ErrorBody),
         (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = ErrorBody),
         (status = 413, description = "The upload or the image is too large", body = ErrorBody),
@@ -110,51 +111,44 @@ pub struct PredictResponse {
 )]
 #[post("/model/predict")]
 pub async fn predict(
+    request: HttpRequest,
+    model: MaxModel,
     state: web::Data<AppState>,
     multipart: Multipart,
 ) -> Result<HttpResponse, ApiError> {
     let parts = read_multipart(multipart, &state.settings.limits).await?;
-    let form = PredictForm::from_parts(&parts)?;
-    let top_k = parse_top_k(form.top_k.as_deref())?;
-    let upload = form
-        .file
-        .or(form.image)
+    let options = Options::new(&request, &parts)?;
+    let classes = model.info().output.labels.len();
+    let top_k = match options.number("top_k")? {
+        None => 1,
+        Some(k) if (1..=classes).contains(&k) => k,
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "top_k must be from 1 to {classes}, got {k}"
+            )))
+        }
+    };
+    // Unknown fields are ignored, as MAX's Flask parser does; the first of duplicates wins.
+    let upload = first_part(&parts, &["file", "image"])
+        .map(|part| part.data.clone())
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
-    let logits = classify(&state, vec![Instance::Image(upload)]).await?;
-    let predictions = logits
+    let classifications = classify(&state, &model, vec![Instance::File(upload)]).await?;
+    let predictions = classifications
         .first()
-        .map(|logits| state.model.post_process(logits, top_k))
+        .map(|classification| classification.top_k(top_k))
         .unwrap_or_default();
     Ok(HttpResponse::Ok().json(PredictResponse {
         status: "ok",
         predictions: predictions
             .into_iter()
             .map(|p| PredictionBody {
-                prediction: p.prediction,
+                prediction: p.class,
                 probability: p.probability,
             })
             .collect(),
     }))
 }
 
-fn parse_top_k(value: Option<&str>) -> Result<usize, ApiError> {
-    parse_bounded(value, "top_k", 1..=NUM_CLASSES, 1)
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(metadata).service(labels).service(predict);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top_k_defaults_to_one_and_refuses_out_of_range() {
-        assert_eq!(parse_top_k(None).ok(), Some(1));
-        assert_eq!(parse_top_k(Some(" 10 ")).ok(), Some(10));
-        for bad in ["0", "11", "-1", "three", ""] {
-            assert!(parse_top_k(Some(bad)).is_err(), "{bad}");
-        }
-    }
 }

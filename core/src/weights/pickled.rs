@@ -119,10 +119,12 @@ pub fn read_zip(bytes: &[u8]) -> Result<HashMap<String, Tensor>, WeightsError> {
         }
         let entry_name = format!("{prefix}data/{}", tensor.storage_key);
         let len = storage_bytes(tensor)?;
-        let mut data = Vec::with_capacity(len);
-        archive
+        let entry = archive
             .by_name(&entry_name)
-            .map_err(|err| WeightsError::Malformed(format!("{entry_name}: {err}")))?
+            .map_err(|err| WeightsError::Malformed(format!("{entry_name}: {err}")))?;
+        // The pickle's element count is not trusted with an allocation: the entry's size bounds it.
+        let mut data = Vec::with_capacity(len.min(usize::try_from(entry.size()).unwrap_or(0)));
+        entry
             .take(len as u64)
             .read_to_end(&mut data)
             .map_err(|err| WeightsError::Malformed(format!("{entry_name}: {err}")))?;

@@ -1,31 +1,12 @@
-//! MyConvNet of MAX-PyTorch-MNIST on candle:
-//! conv1(1→2, 5×5) → ReLU → max-pool 2 → conv2(2→6, 5×5) → ReLU → max-pool 2 → 96 → fc1(32) → ReLU → fc2(10).
+//! MyConvNet on candle's layers.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
-use crate::fused::FusedConvNet;
-use crate::weights::StateDict;
-use crate::{WeightsError, IMAGE_SIDE};
-
-/// Side of the convolution kernels.
-pub(crate) const KERNEL: usize = 5;
-/// Channels out of conv1.
-pub(crate) const C1: usize = 2;
-/// Channels out of conv2.
-pub(crate) const C2: usize = 6;
-/// Side of conv1's output (24).
-pub(crate) const SIDE1: usize = IMAGE_SIDE - KERNEL + 1;
-/// Side after the first max-pool (12).
-pub(crate) const POOLED1: usize = SIDE1 / 2;
-/// Side of conv2's output (8).
-pub(crate) const SIDE2: usize = POOLED1 - KERNEL + 1;
-/// Side after the second max-pool (4).
-pub(crate) const POOLED2: usize = SIDE2 / 2;
-/// Inputs of fc1 (96).
-pub(crate) const FLAT: usize = C2 * POOLED2 * POOLED2;
-/// Outputs of fc1.
-pub(crate) const HIDDEN: usize = 32;
+use super::fused::FusedConvNet;
+use super::SIDE;
+use crate::architectures::StateDict;
+use crate::WeightsError;
 
 /// The candle layers are the reference (and what `Module::forward` runs); the fused kernel computes
 /// the same function much faster and serves predictions.
@@ -39,13 +20,12 @@ pub struct MyConvNet {
 }
 
 impl MyConvNet {
-    /// Builds the network from a checked state dict (see [`crate::weights::load_state_dict`]).
+    /// Builds the network from a checked state dict (see [`crate::architectures::Architecture::recognise`]).
     pub fn from_state_dict(state_dict: &StateDict) -> std::result::Result<Self, WeightsError> {
         let tensor = |name: &str| {
-            state_dict
-                .get(name)
-                .cloned()
-                .ok_or_else(|| WeightsError::MissingKey(name.to_owned()))
+            state_dict.get(name).cloned().ok_or_else(|| {
+                WeightsError::Malformed(format!("the state dict has no tensor `{name}`"))
+            })
         };
         let conv = |layer: &str| -> std::result::Result<Conv2d, WeightsError> {
             Ok(Conv2d::new(
@@ -121,7 +101,7 @@ impl Module for MyConvNet {
     /// `xs`: normalised images `[N, 1, 28, 28]` (or `[N, 784]`); returns logits `[N, 10]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let batch = xs.dim(0)?;
-        let xs = xs.reshape((batch, 1, IMAGE_SIDE, IMAGE_SIDE))?;
+        let xs = xs.reshape((batch, 1, SIDE, SIDE))?;
         let xs = self.conv1.forward(&xs)?.relu()?.max_pool2d(2)?;
         let xs = self.conv2.forward(&xs)?.relu()?.max_pool2d(2)?;
         let xs = xs.flatten_from(1)?;

@@ -7,14 +7,20 @@
 //! run time, so the binary runs on any x86-64 CPU. Both do the same operations in the same order
 //! (no fused multiply-add), so their logits are identical bit for bit.
 //!
-//! It is also a candle [`CustomOp1`], so that it can stand in for [`MyConvNet`](crate::convnet::MyConvNet)'s
+//! It is also a candle [`CustomOp1`], so that it can stand in for [`MyConvNet`](super::layers::MyConvNet)'s
 //! layers inside a candle graph.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape};
 
-use crate::convnet::{C1, C2, FLAT, HIDDEN, KERNEL, POOLED1, POOLED2, SIDE1, SIDE2};
-use crate::{Logits, WeightsError, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use super::{
+    C1, C2, CLASSES as NUM_CLASSES, FLAT, HIDDEN, KERNEL, PIXELS as IMAGE_PIXELS, POOLED1, POOLED2,
+    SIDE as IMAGE_SIDE, SIDE1, SIDE2,
+};
+use crate::WeightsError;
+
+/// The network's ten raw outputs, one per digit.
+pub type Logits = [f32; NUM_CLASSES];
 
 const TAPS: usize = KERNEL * KERNEL;
 
@@ -36,7 +42,7 @@ pub struct FusedConvNet {
 
 impl FusedConvNet {
     /// From MyConvNet's parameters in PyTorch's layout, in the order of
-    /// [`MyConvNet::parameters`](crate::convnet::MyConvNet::parameters).
+    /// [`MyConvNet::parameters`](super::layers::MyConvNet::parameters).
     pub fn new(parameters: &[Vec<f32>; 8]) -> Result<Self, WeightsError> {
         let [conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b] = parameters;
         let expect = |name: &str, values: &[f32], expected: usize| {
@@ -44,6 +50,7 @@ impl FusedConvNet {
                 Ok(())
             } else {
                 Err(WeightsError::WrongShape {
+                    architecture: "MyConvNet",
                     name: name.to_owned(),
                     expected: vec![expected],
                     found: vec![values.len()],
@@ -261,8 +268,8 @@ mod tests {
     use candle_core::{Device, Module, Tensor};
 
     use super::*;
-    use crate::convnet::MyConvNet;
-    use crate::weights::StateDict;
+    use crate::architectures::my_convnet::{layers::MyConvNet, TENSORS};
+    use crate::architectures::StateDict;
 
     /// A deterministic pseudo-random stream (xorshift), so the tests need no weights file.
     fn noise(seed: u64) -> impl FnMut() -> f32 {
@@ -277,17 +284,7 @@ mod tests {
 
     fn random_net(seed: u64) -> MyConvNet {
         let mut next = noise(seed);
-        let shapes: [(&str, &[usize]); 8] = [
-            ("conv1.weight", &[C1, 1, KERNEL, KERNEL]),
-            ("conv1.bias", &[C1]),
-            ("conv2.weight", &[C2, C1, KERNEL, KERNEL]),
-            ("conv2.bias", &[C2]),
-            ("fc1.weight", &[HIDDEN, FLAT]),
-            ("fc1.bias", &[HIDDEN]),
-            ("fc2.weight", &[NUM_CLASSES, HIDDEN]),
-            ("fc2.bias", &[NUM_CLASSES]),
-        ];
-        let state_dict: StateDict = shapes
+        let state_dict: StateDict = TENSORS
             .iter()
             .map(|(name, shape)| {
                 let values: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 0.5).collect();

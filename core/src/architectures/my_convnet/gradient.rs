@@ -3,8 +3,12 @@
 //! gradients by 1/4 per pooling layer, so it cannot give Captum's attributions.) Max-pool ties go
 //! to the first maximum in the window, as in PyTorch.
 
-use crate::convnet::{MyConvNet, C1, C2, FLAT, HIDDEN, KERNEL, POOLED1, SIDE1, SIDE2};
-use crate::{CoreError, IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES};
+use super::layers::MyConvNet;
+use super::{
+    C1, C2, CLASSES as NUM_CLASSES, FLAT, HIDDEN, KERNEL, PIXELS as IMAGE_PIXELS, POOLED1,
+    SIDE as IMAGE_SIDE, SIDE1, SIDE2,
+};
+use crate::{CoreError, WeightsError};
 
 /// MyConvNet's parameters as flat arrays.
 #[derive(Debug, Clone)]
@@ -43,9 +47,10 @@ impl PlainNet {
             (fc2_b.len(), NUM_CLASSES),
         ];
         if sizes.iter().any(|(found, expected)| found != expected) {
-            return Err(CoreError::Inference(candle_core::Error::Msg(
+            return Err(WeightsError::Malformed(
                 "MyConvNet's parameters have unexpected sizes".into(),
-            )));
+            )
+            .into());
         }
         Ok(Self {
             conv1_w,

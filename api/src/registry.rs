@@ -1,0 +1,172 @@
+//! The models served, by name. The first one registered also answers the MAX routes (`/model/…`).
+//! Routes take a [`Resolved`] model: the extractor reads `{model}` (and `{version}`) from the path,
+//! and answers an unknown one with a 404 in the route's protocol, listing the models served.
+//!
+//! The list is replaced as a whole when models come or go, and a request holds its model by an
+//! `Arc`, so requests in flight finish on the model they started with.
+
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
+use std::sync::{Arc, RwLock};
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest, ResponseError};
+use max_mnist_core::{Model, ModelInfo};
+
+use crate::errors::ApiError;
+use crate::AppState;
+
+/// A model loaded from a file, ready to serve.
+pub struct LoadedModel {
+    pub model: Arc<dyn Model>,
+    /// The file it came from, as TorchServe's management API names it (`mnist.mar`).
+    pub url: String,
+}
+
+/// A model being served, with what serving it needs.
+pub struct ServedModel {
+    pub model: Arc<dyn Model>,
+    pub url: String,
+    /// Bounds this model's expensive work (big images, explanations, big networks) running at
+    /// once, and so its memory; each model has its own, so one model's backlog never holds up
+    /// another's requests.
+    pub slots: tokio::sync::Semaphore,
+}
+
+impl ServedModel {
+    pub fn info(&self) -> &ModelInfo {
+        self.model.info()
+    }
+}
+
+pub struct Registry {
+    models: RwLock<Arc<Vec<Arc<ServedModel>>>>,
+    slots_per_model: usize,
+}
+
+impl Registry {
+    pub fn new(models: Vec<LoadedModel>, slots_per_model: usize) -> Self {
+        let registry = Self {
+            models: RwLock::new(Arc::new(Vec::new())),
+            slots_per_model: slots_per_model.max(1),
+        };
+        for model in models {
+            registry.add(model);
+        }
+        registry
+    }
+
+    /// Every model served, in the order they were registered.
+    pub fn all(&self) -> Arc<Vec<Arc<ServedModel>>> {
+        match self.models.read() {
+            Ok(models) => models.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves `loaded` too (after the others).
+    pub fn add(&self, loaded: LoadedModel) {
+        let served = Arc::new(ServedModel {
+            model: loaded.model,
+            url: loaded.url,
+            slots: tokio::sync::Semaphore::new(self.slots_per_model),
+        });
+        let mut models = match self.models.write() {
+            Ok(models) => models,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = models.as_ref().clone();
+        next.push(served);
+        *models = Arc::new(next);
+    }
+
+    /// The model the MAX routes answer with: the first registered.
+    pub fn first(&self) -> Option<Arc<ServedModel>> {
+        self.all().first().cloned()
+    }
+
+    /// The model named `name` (and `version`, when one is asked for), or a 404 listing them all.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
+        let models = self.all();
+        let Some(served) = models.iter().find(|served| served.info().name == name) else {
+            return Err(ApiError::NotFound(format!(
+                "model `{name}` is not served here; {}",
+                served_list(&models)
+            )));
+        };
+        match version {
+            Some(version) if version != served.info().version => Err(ApiError::NotFound(format!(
+                "model `{name}` has no version `{version}`; it is served as version {}",
+                served.info().version
+            ))),
+            _ => Ok(served.clone()),
+        }
+    }
+}
+
+/// "this server serves `mnist` (version 1.0) and `max` (version 1)".
+fn served_list(models: &[Arc<ServedModel>]) -> String {
+    if models.is_empty() {
+        return "this server serves no model at the moment".into();
+    }
+    let names: Vec<String> = models
+        .iter()
+        .map(|served| {
+            format!(
+                "`{}` (version {})",
+                served.info().name,
+                served.info().version
+            )
+        })
+        .collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => {
+            format!("this server serves {} and {last}", rest.join(", "))
+        }
+        _ => format!("this server serves {}", names.concat()),
+    }
+}
+
+/// The model a request names in its path (`{model}`, `{version}`), or the first model for routes
+/// without one; refused in the route's error shape `E`.
+pub struct Resolved<E> {
+    pub served: Arc<ServedModel>,
+    protocol: PhantomData<E>,
+}
+
+impl<E> std::ops::Deref for Resolved<E> {
+    type Target = ServedModel;
+
+    fn deref(&self) -> &ServedModel {
+        &self.served
+    }
+}
+
+impl<E: From<ApiError> + ResponseError + 'static> FromRequest for Resolved<E> {
+    type Error = E;
+    type Future = Ready<Result<Self, E>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let resolved = (|| {
+            let state = request
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::Internal("the application state is missing".into()))?;
+            let registry = &state.registry;
+            match request.match_info().get("model") {
+                Some(name) => registry.resolve(name, request.match_info().get("version")),
+                None => registry.first().ok_or_else(|| {
+                    ApiError::NotFound(
+                        "this server serves no model at the moment: register one".into(),
+                    )
+                }),
+            }
+        })();
+        ready(
+            resolved
+                .map(|served| Self {
+                    served,
+                    protocol: PhantomData,
+                })
+                .map_err(E::from),
+        )
+    }
+}

@@ -1,0 +1,286 @@
+//! KServe's v2 protocol (the Open Inference Protocol): server and model metadata, liveness and
+//! readiness, and `infer` with BYTES (images) or numeric tensors, in JSON or with Triton's binary
+//! tensor extension ([`binary`]). What each model takes and gives comes from its description.
+
+mod binary;
+mod tensors;
+pub mod types;
+
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::web::BytesMut;
+use actix_web::{web, HttpRequest, HttpResponse};
+use max_mnist_core::{Classification, InputKind, ModelInfo};
+use serde_json::Value;
+
+use crate::errors::{ApiError, KServeError, KServeErrorBody};
+use crate::inference::{check_instance_count, classify};
+use crate::registry::Resolved;
+use crate::upload::{parse_json, read_body};
+use crate::AppState;
+use types::{
+    BinaryParameters, InferRequest, InferResponse, Liveness, ModelMetadata, ModelReadiness,
+    OutputData, OutputTensor, Readiness, ServerMetadata, TensorMetadata,
+};
+
+type Model = Resolved<KServeError>;
+
+const PREDICT: &str = "predict";
+const PROBABILITIES: &str = "probabilities";
+const OUTPUTS: [&str; 2] = [PREDICT, PROBABILITIES];
+
+/// Server metadata.
+#[utoipa::path(get, path = "/v2", tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
+pub async fn server_metadata() -> HttpResponse {
+    HttpResponse::Ok().json(ServerMetadata {
+        name: "max-mnist",
+        version: env!("CARGO_PKG_VERSION"),
+        extensions: vec!["binary_tensor_data"],
+    })
+}
+
+/// Liveness: the server answers.
+#[utoipa::path(get, path = "/v2/health/live", tag = "KServe v2", responses((status = 200, body = Liveness)))]
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(Liveness { live: true })
+}
+
+/// Readiness: the models are loaded (they are loaded before the server listens).
+#[utoipa::path(get, path = "/v2/health/ready", tag = "KServe v2", responses((status = 200, body = Readiness)))]
+pub async fn ready() -> HttpResponse {
+    HttpResponse::Ok().json(Readiness { ready: true })
+}
+
+fn model_metadata(info: &ModelInfo) -> ModelMetadata {
+    let input = match info.input.kind {
+        InputKind::Image => TensorMetadata {
+            name: info.input.name,
+            datatype: "BYTES",
+            shape: vec![-1],
+        },
+        InputKind::Features => TensorMetadata {
+            name: info.input.name,
+            datatype: "FP32",
+            shape: std::iter::once(-1)
+                .chain(info.input.shape.iter().map(|&d| d as i64))
+                .collect(),
+        },
+    };
+    ModelMetadata {
+        name: info.name.clone(),
+        versions: vec![info.version.clone()],
+        platform: "max-mnist",
+        inputs: vec![input],
+        outputs: vec![
+            TensorMetadata {
+                name: PREDICT,
+                datatype: "INT64",
+                shape: vec![-1],
+            },
+            TensorMetadata {
+                name: PROBABILITIES,
+                datatype: "FP32",
+                shape: vec![-1, info.output.labels.len() as i64],
+            },
+        ],
+    }
+}
+
+/// Model metadata: its input and outputs.
+#[utoipa::path(
+    get,
+    path = "/v2/models/{model}",
+    tag = "KServe v2",
+    params(("model" = String, Path, description = "A served model's name")),
+    responses(
+        (status = 200, body = ModelMetadata),
+        (status = 404, description = "A model or version not served", body = KServeErrorBody),
+    )
+)]
+pub async fn metadata(model: Model) -> HttpResponse {
+    HttpResponse::Ok().json(model_metadata(model.info()))
+}
+
+/// Model readiness.
+#[utoipa::path(
+    get,
+    path = "/v2/models/{model}/ready",
+    tag = "KServe v2",
+    params(("model" = String, Path, description = "A served model's name")),
+    responses(
+        (status = 200, body = ModelReadiness),
+        (status = 404, description = "A model or version not served", body = KServeErrorBody),
+    )
+)]
+pub async fn model_ready(model: Model) -> HttpResponse {
+    HttpResponse::Ok().json(ModelReadiness {
+        name: model.info().name.clone(),
+        ready: true,
+    })
+}
+
+/// Classifies a batch in one forward pass: `predict` (INT64 [N]) and `probabilities` (FP32
+/// [N, classes]), or the outputs asked for.
+#[utoipa::path(
+    post,
+    path = "/v2/models/{model}/infer",
+    tag = "KServe v2",
+    params(("model" = String, Path, description = "A served model's name")),
+    request_body = InferRequest,
+    responses(
+        (status = 200, body = Object, example = json!({"id": "1", "model_name": "mnist", "model_version": "1", "outputs": [
+            {"name": "predict", "datatype": "INT64", "shape": [1], "data": [7]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [1, 10], "data": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.9999, 0.0, 0.0]}]})),
+        (status = 400, description = "A bad input or output", body = KServeErrorBody),
+        (status = 404, description = "A model or version not served", body = KServeErrorBody),
+    )
+)]
+pub async fn infer(
+    request: HttpRequest,
+    model: Model,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, KServeError> {
+    let limits = &state.settings.limits;
+    let body = read_body(payload, limits).await?;
+    let (json_part, binary) = binary::split(&request, &body)?;
+    let infer: InferRequest = parse_json(json_part, limits)?;
+    let input_info = &model.info().input;
+    let [input] = infer.inputs.as_slice() else {
+        return Err(ApiError::BadRequest(format!(
+            "the request has {} inputs: {}",
+            infer.inputs.len(),
+            tensors::hint(input_info)
+        ))
+        .into());
+    };
+    let instances = tensors::instances(input, binary, input_info).map_err(|err| {
+        ApiError::BadRequest(format!(
+            "input `{}`: {err}; {}",
+            input.name,
+            tensors::hint(input_info)
+        ))
+    })?;
+    check_instance_count(instances.len(), limits)?;
+    let outputs = chosen_outputs(&infer)?;
+    let classifications = classify(&state, &model, instances).await?;
+    Ok(respond(model.info(), &infer, &outputs, &classifications)?)
+}
+
+/// An output to send, and whether it goes as binary data.
+struct ChosenOutput {
+    name: &'static str,
+    binary: bool,
+}
+
+fn chosen_outputs(infer: &InferRequest) -> Result<Vec<ChosenOutput>, ApiError> {
+    let all_binary = infer
+        .parameters
+        .get("binary_data_output")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let Some(requested) = &infer.outputs else {
+        return Ok(OUTPUTS
+            .into_iter()
+            .map(|name| ChosenOutput {
+                name,
+                binary: all_binary,
+            })
+            .collect());
+    };
+    requested
+        .iter()
+        .map(|output| {
+            let name = OUTPUTS
+                .into_iter()
+                .find(|known| *known == output.name)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "unknown output `{}`: the outputs are `{PREDICT}` and `{PROBABILITIES}`",
+                        output.name
+                    ))
+                })?;
+            let binary = output
+                .parameters
+                .get("binary_data")
+                .and_then(Value::as_bool)
+                .unwrap_or(all_binary);
+            Ok(ChosenOutput { name, binary })
+        })
+        .collect()
+}
+
+fn respond(
+    info: &ModelInfo,
+    infer: &InferRequest,
+    outputs: &[ChosenOutput],
+    classifications: &[Classification],
+) -> Result<HttpResponse, ApiError> {
+    let batch = classifications.len();
+    let classes: Vec<i64> = classifications.iter().map(|c| c.class as i64).collect();
+    let probabilities: Vec<f32> = classifications
+        .iter()
+        .flat_map(|c| c.probabilities.iter().copied())
+        .collect();
+    let mut binary = BytesMut::new();
+    let outputs = outputs
+        .iter()
+        .map(|output| {
+            let (datatype, shape, data) = match output.name {
+                PREDICT => ("INT64", vec![batch], OutputData::Int64(&classes)),
+                _ => (
+                    "FP32",
+                    vec![batch, info.output.labels.len()],
+                    OutputData::Fp32(&probabilities),
+                ),
+            };
+            let (data, parameters) = if output.binary {
+                let binary_data_size = binary::append(&mut binary, data);
+                (None, Some(BinaryParameters { binary_data_size }))
+            } else {
+                (Some(data), None)
+            };
+            OutputTensor {
+                name: output.name,
+                datatype,
+                shape,
+                data,
+                parameters,
+            }
+        })
+        .collect();
+    let header = serde_json::to_string(&InferResponse {
+        id: infer.id.as_deref(),
+        model_name: &info.name,
+        model_version: &info.version,
+        outputs,
+    })
+    .map_err(|err| ApiError::Internal(format!("cannot write the response: {err}")))?;
+    if binary.is_empty() {
+        return Ok(HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, HeaderValue::from_static("application/json")))
+            .body(header));
+    }
+    let mut body = BytesMut::from(header.as_bytes());
+    body.extend_from_slice(&binary);
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        ))
+        .insert_header((binary::HEADER_LENGTH, header.len().to_string()))
+        .body(body.freeze()))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v2").route(web::get().to(server_metadata)))
+        .service(web::resource("/v2/health/live").route(web::get().to(live)))
+        .service(web::resource("/v2/health/ready").route(web::get().to(ready)));
+    for prefix in [
+        "/v2/models/{model}",
+        "/v2/models/{model}/versions/{version}",
+    ] {
+        cfg.service(web::resource(prefix).route(web::get().to(metadata)))
+            .service(web::resource(format!("{prefix}/ready")).route(web::get().to(model_ready)))
+            .service(web::resource(format!("{prefix}/infer")).route(web::post().to(infer)));
+    }
+}

@@ -1,0 +1,250 @@
+//! The networks this server runs, each in its own module, and how a state dict is recognised as
+//! one of them: by its tensors' names and shapes alone, never by running anything from the file.
+
+pub mod my_convnet;
+pub mod net;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use candle_core::{DType, Tensor};
+
+use crate::model::Model;
+use crate::{CoreError, ImageLimits, WeightsError};
+
+/// A state dict checked against an architecture: exactly its tensors, with its shapes, as `f32`.
+pub type StateDict = HashMap<String, Tensor>;
+
+/// One tensor of an architecture's state dict: its name and shape.
+pub type TensorSpec = (&'static str, &'static [usize]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Architecture {
+    /// MAX's MyConvNet.
+    MyConvNet,
+    /// TorchServe's MNIST example network.
+    Net,
+}
+
+/// What a model is called and what its classes are called, from the command line, the
+/// configuration or a model archive's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelIdentity {
+    pub name: String,
+    pub version: String,
+    /// One label per class; `None` for the architecture's own.
+    pub labels: Option<Vec<String>>,
+}
+
+impl Architecture {
+    pub const ALL: [Self; 2] = [Self::MyConvNet, Self::Net];
+
+    /// The PyTorch class name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::MyConvNet => "MyConvNet",
+            Self::Net => "Net",
+        }
+    }
+
+    /// Where the network comes from.
+    pub fn origin(self) -> &'static str {
+        match self {
+            Self::MyConvNet => "MAX PyTorch MNIST",
+            Self::Net => "TorchServe's MNIST example",
+        }
+    }
+
+    /// A sentence for people, as MAX's metadata gives one.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::MyConvNet => my_convnet::DESCRIPTION,
+            Self::Net => net::DESCRIPTION,
+        }
+    }
+
+    /// Where its code and training live.
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::MyConvNet => my_convnet::SOURCE,
+            Self::Net => net::SOURCE,
+        }
+    }
+
+    /// Every tensor of its state dict.
+    pub fn tensors(self) -> &'static [TensorSpec] {
+        match self {
+            Self::MyConvNet => &my_convnet::TENSORS,
+            Self::Net => &net::TENSORS,
+        }
+    }
+
+    /// The architecture whose tensors a weights file holds — exactly its names with its shapes —
+    /// and those tensors as `f32`. Anything else is refused with a message that lists what the file
+    /// holds and what this server runs.
+    pub fn recognise(
+        mut tensors: HashMap<String, Tensor>,
+    ) -> Result<(Self, StateDict), WeightsError> {
+        let Some(architecture) = Self::ALL.into_iter().find(|architecture| {
+            let specs = architecture.tensors();
+            specs.len() == tensors.len()
+                && specs.iter().all(|(name, shape)| {
+                    tensors
+                        .get(*name)
+                        .is_some_and(|tensor| tensor.dims() == *shape)
+                })
+        }) else {
+            return Err(WeightsError::UnknownArchitecture {
+                found: describe_tensors(&tensors),
+                served: Self::ALL
+                    .iter()
+                    .map(|a| {
+                        let specs: Vec<String> = a
+                            .tensors()
+                            .iter()
+                            .map(|(name, shape)| format!("{name} {shape:?}"))
+                            .collect();
+                        format!("{} ({}: {})", a.name(), a.origin(), specs.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        };
+        let mut checked = StateDict::with_capacity(tensors.len());
+        for (name, _) in architecture.tensors() {
+            let Some(tensor) = tensors.remove(*name) else {
+                continue;
+            };
+            if !tensor.dtype().is_float() {
+                return Err(WeightsError::WrongDtype {
+                    name: (*name).to_owned(),
+                    found: format!("{:?}", tensor.dtype()),
+                });
+            }
+            checked.insert((*name).to_owned(), tensor.to_dtype(DType::F32)?);
+        }
+        Ok((architecture, checked))
+    }
+
+    /// The served model, from a state dict [`Self::recognise`] checked.
+    pub fn build(
+        self,
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        limits: ImageLimits,
+    ) -> Result<Arc<dyn Model>, CoreError> {
+        Ok(match self {
+            Self::MyConvNet => Arc::new(my_convnet::MyConvNetModel::new(
+                state_dict, identity, limits,
+            )?),
+            Self::Net => Arc::new(net::NetModel::new(state_dict, identity, limits)?),
+        })
+    }
+}
+
+/// `name [shape]` of up to a dozen tensors, sorted, and how many more there are.
+fn describe_tensors(tensors: &HashMap<String, Tensor>) -> String {
+    const SHOWN: usize = 12;
+    if tensors.is_empty() {
+        return "no tensors".into();
+    }
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let mut listed: Vec<String> = names
+        .iter()
+        .take(SHOWN)
+        .map(|name| format!("{name} {:?}", tensors[*name].dims()))
+        .collect();
+    if names.len() > SHOWN {
+        listed.push(format!("and {} more", names.len() - SHOWN));
+    }
+    listed.join(", ")
+}
+
+/// A tensor of a checked state dict as a flat `f32` vector.
+pub(crate) fn flat(state_dict: &StateDict, name: &str) -> Result<Vec<f32>, WeightsError> {
+    let tensor = state_dict
+        .get(name)
+        .ok_or_else(|| WeightsError::Malformed(format!("the state dict has no tensor `{name}`")))?;
+    Ok(tensor.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// The labels of a model: the identity's when it has as many as the network has classes, else
+/// the class numbers.
+pub(crate) fn labels(
+    identity: &ModelIdentity,
+    classes: usize,
+) -> Result<Vec<String>, WeightsError> {
+    match &identity.labels {
+        None => Ok((0..classes).map(|class| class.to_string()).collect()),
+        Some(labels) if labels.len() == classes => Ok(labels.clone()),
+        Some(labels) => Err(WeightsError::Archive(format!(
+            "index_to_name.json names {} classes, the network has {classes}",
+            labels.len()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::Device;
+
+    use super::*;
+
+    fn zeros(specs: &[TensorSpec]) -> HashMap<String, Tensor> {
+        specs
+            .iter()
+            .map(|(name, shape)| {
+                let tensor = Tensor::zeros(*shape, DType::F64, &Device::Cpu).expect("tensor");
+                ((*name).to_owned(), tensor)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_architecture_is_recognised_by_its_shapes() {
+        for architecture in Architecture::ALL {
+            let (found, state_dict) =
+                Architecture::recognise(zeros(architecture.tensors())).expect("recognised");
+            assert_eq!(found, architecture);
+            assert!(state_dict.values().all(|t| t.dtype() == DType::F32));
+        }
+    }
+
+    #[test]
+    fn another_state_dict_is_refused_naming_what_it_holds_and_what_is_served() {
+        let mut tensors = zeros(Architecture::Net.tensors());
+        tensors.insert(
+            "fc3.weight".into(),
+            Tensor::zeros((2, 2), DType::F32, &Device::Cpu).expect("tensor"),
+        );
+        let message = Architecture::recognise(tensors)
+            .expect_err("an extra tensor")
+            .to_string();
+        for expected in [
+            "fc3.weight [2, 2]",
+            "MyConvNet (MAX PyTorch MNIST",
+            "Net (TorchServe",
+        ] {
+            assert!(message.contains(expected), "{message}");
+        }
+        let mut reshaped = zeros(Architecture::MyConvNet.tensors());
+        reshaped.insert(
+            "fc2.bias".into(),
+            Tensor::zeros(11, DType::F32, &Device::Cpu).expect("tensor"),
+        );
+        let message = Architecture::recognise(reshaped)
+            .expect_err("a wrong shape")
+            .to_string();
+        assert!(message.contains("fc2.bias [11]"), "{message}");
+        let mut integers = zeros(Architecture::MyConvNet.tensors());
+        integers.insert(
+            "fc2.bias".into(),
+            Tensor::zeros(10, DType::I64, &Device::Cpu).expect("tensor"),
+        );
+        assert!(matches!(
+            Architecture::recognise(integers),
+            Err(WeightsError::WrongDtype { .. })
+        ));
+    }
+}

@@ -1,0 +1,325 @@
+//! Net, TorchServe's MNIST example network: conv1(1→32, 3×3) → ReLU → conv2(32→64, 3×3) → ReLU →
+//! max-pool 2 → 9216 → fc1(128) → ReLU → fc2(10) → log_softmax, on images normalised as
+//! (x/255 − 0.1307)/0.3081. (Its dropout is inactive in inference.)
+
+pub mod kernel;
+
+use super::{flat, labels, Architecture, ModelIdentity, StateDict, TensorSpec};
+use crate::explain::{self, Explanation};
+use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
+use crate::model::{
+    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, ModelInput,
+    ModelOutput, OutputInfo, OutputKind, RawInput,
+};
+use crate::{CoreError, InputError};
+use kernel::{NetKernel, NetParameters};
+
+/// Side of the input image.
+pub const SIDE: usize = 28;
+pub const PIXELS: usize = SIDE * SIDE;
+/// Side of the convolution kernels.
+pub const KERNEL: usize = 3;
+/// Channels out of conv1.
+pub const C1: usize = 32;
+/// Channels out of conv2.
+pub const C2: usize = 64;
+/// Side of conv1's output (26).
+pub const SIDE1: usize = SIDE - KERNEL + 1;
+/// Side of conv2's output (24).
+pub const SIDE2: usize = SIDE1 - KERNEL + 1;
+/// Side after max-pooling (12).
+pub const POOLED: usize = SIDE2 / 2;
+/// fc1's inputs (9216).
+pub const FLAT: usize = C2 * POOLED * POOLED;
+/// Outputs of fc1.
+pub const HIDDEN: usize = 128;
+/// The ten digits.
+pub const CLASSES: usize = 10;
+
+/// Every tensor of its state dict.
+pub const TENSORS: [TensorSpec; 8] = [
+    ("conv1.weight", &[C1, 1, KERNEL, KERNEL]),
+    ("conv1.bias", &[C1]),
+    ("conv2.weight", &[C2, C1, KERNEL, KERNEL]),
+    ("conv2.bias", &[C2]),
+    ("fc1.weight", &[HIDDEN, FLAT]),
+    ("fc1.bias", &[HIDDEN]),
+    ("fc2.weight", &[CLASSES, HIDDEN]),
+    ("fc2.bias", &[CLASSES]),
+];
+
+pub const DESCRIPTION: &str = "TorchServe's MNIST example network (Net: two 3×3 convolutions, max-pooling, two linear layers) that recognises a handwritten digit, 0 to 9, in an image";
+pub const SOURCE: &str =
+    "https://github.com/pytorch/serve/tree/master/examples/image_classifier/mnist";
+
+/// `ToTensor()` + `Normalize((0.1307,), (0.3081,))`, as the example's handler does.
+pub const NORMALISATION: Normalisation = Normalisation {
+    mean: 0.1307,
+    std: 0.3081,
+};
+const MULTIPLY_ADDS: u64 = (SIDE1 * SIDE1 * C1 * KERNEL * KERNEL
+    + SIDE2 * SIDE2 * C2 * C1 * KERNEL * KERNEL
+    + FLAT * HIDDEN
+    + HIDDEN * CLASSES) as u64;
+/// The steps TorchServe's image handlers give Captum.
+const TORCHSERVE_STEPS: usize = 15;
+
+/// Net served: its kernel and the image pipeline.
+pub struct NetModel {
+    info: ModelInfo,
+    kernel: NetKernel,
+    pipeline: ImagePipeline,
+}
+
+impl NetModel {
+    pub fn new(
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        limits: ImageLimits,
+    ) -> Result<Self, CoreError> {
+        let [conv1_w, conv1_b, conv2_w, conv2_b, fc1_w, fc1_b, fc2_w, fc2_b] =
+            TENSORS.map(|(name, _)| flat(state_dict, name));
+        let kernel = NetKernel::new(&NetParameters {
+            conv1_w: &conv1_w?,
+            conv1_b: &conv1_b?,
+            conv2_w: &conv2_w?,
+            conv2_b: &conv2_b?,
+            fc1_w: &fc1_w?,
+            fc1_b: &fc1_b?,
+            fc2_w: &fc2_w?,
+            fc2_b: &fc2_b?,
+        })?;
+        Ok(Self {
+            info: ModelInfo {
+                output: OutputInfo {
+                    kind: OutputKind::LogProbabilities,
+                    labels: labels(&identity, CLASSES)?,
+                },
+                name: identity.name,
+                version: identity.version,
+                architecture: Architecture::Net,
+                input: InputInfo {
+                    kind: InputKind::Image,
+                    name: "input-0",
+                    shape: vec![1, SIDE, SIDE],
+                    feature_names: Vec::new(),
+                },
+                explanation: ExplanationInfo {
+                    steps: TORCHSERVE_STEPS,
+                    target: DefaultTarget::Predicted,
+                },
+                multiply_adds: MULTIPLY_ADDS,
+            },
+            kernel,
+            pipeline: ImagePipeline {
+                limits,
+                normalisation: NORMALISATION,
+            },
+        })
+    }
+}
+
+fn image(input: &ModelInput) -> Result<&[f32; PIXELS], InputError> {
+    input
+        .0
+        .as_slice()
+        .try_into()
+        .map_err(|_| InputError::TensorSize {
+            found: input.0.len(),
+            expected: PIXELS,
+            shapes: format!("[{PIXELS}]"),
+        })
+}
+
+impl Model for NetModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn pre_process(&self, raw: RawInput<'_>) -> Result<ModelInput, CoreError> {
+        self.pipeline.pre_process(raw, &self.info.input)
+    }
+
+    fn predict(&self, batch: &[ModelInput]) -> Result<Vec<ModelOutput>, CoreError> {
+        let images = batch.iter().map(image).collect::<Result<Vec<_>, _>>()?;
+        Ok(self
+            .kernel
+            .log_probabilities(&images)
+            .into_iter()
+            .map(|output| ModelOutput(output.to_vec()))
+            .collect())
+    }
+
+    fn explain(
+        &self,
+        input: &ModelInput,
+        target: usize,
+        steps: usize,
+    ) -> Result<Explanation, CoreError> {
+        let pixels = image(input)?;
+        explain::integrated_gradients(
+            &self.info,
+            pixels,
+            target,
+            steps,
+            |nodes| self.kernel.path_gradient(pixels, target, nodes),
+            |x| {
+                x.try_into().map_or(f32::NAN, |x| {
+                    self.kernel.log_probabilities(&[x])[0]
+                        .get(target)
+                        .copied()
+                        .unwrap_or(f32::NAN)
+                })
+            },
+        )
+    }
+
+    fn explanation_png(
+        &self,
+        input: &ModelInput,
+        explanation: &Explanation,
+    ) -> Result<Vec<u8>, CoreError> {
+        self.pipeline.heatmap_png(input, &explanation.attributions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{DType, Device, Module, Tensor, D};
+    use candle_nn::{Conv2d, Conv2dConfig, Linear};
+
+    use super::*;
+
+    fn noise(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed.max(1);
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    fn random_state_dict(seed: u64) -> StateDict {
+        let mut next = noise(seed);
+        TENSORS
+            .iter()
+            .map(|(name, shape)| {
+                let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+                let scale = 1.0 / (fan_in as f32).sqrt();
+                let values: Vec<f32> = (0..shape.iter().product())
+                    .map(|_| next() * scale)
+                    .collect();
+                let tensor = Tensor::from_vec(values, *shape, &Device::Cpu).expect("tensor");
+                ((*name).to_owned(), tensor)
+            })
+            .collect()
+    }
+
+    /// Net on candle's layers, as the example's `forward`.
+    fn candle_forward(state_dict: &StateDict, images: &Tensor) -> Vec<Vec<f32>> {
+        let tensor = |name: &str| state_dict[name].clone();
+        let conv = |layer: &str| {
+            Conv2d::new(
+                tensor(&format!("{layer}.weight")),
+                Some(tensor(&format!("{layer}.bias"))),
+                Conv2dConfig::default(),
+            )
+        };
+        let linear = |layer: &str| {
+            Linear::new(
+                tensor(&format!("{layer}.weight")),
+                Some(tensor(&format!("{layer}.bias"))),
+            )
+        };
+        let forward = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let xs = conv("conv1").forward(images)?.relu()?;
+            let xs = conv("conv2").forward(&xs)?.relu()?.max_pool2d(2)?;
+            let xs = linear("fc1").forward(&xs.flatten_from(1)?)?.relu()?;
+            let logits = linear("fc2").forward(&xs)?;
+            candle_nn::ops::log_softmax(&logits, D::Minus1)?.to_vec2::<f32>()
+        };
+        forward().expect("candle forward")
+    }
+
+    fn model(seed: u64) -> (NetModel, StateDict) {
+        let state_dict = random_state_dict(seed);
+        let identity = ModelIdentity {
+            name: "mnist".into(),
+            version: "1.0".into(),
+            labels: None,
+        };
+        let model = NetModel::new(&state_dict, identity, ImageLimits::default()).expect("model");
+        (model, state_dict)
+    }
+
+    fn random_images(seed: u64, count: usize) -> Vec<ModelInput> {
+        let mut next = noise(seed);
+        (0..count)
+            .map(|_| ModelInput((0..PIXELS).map(|_| next().abs() * 2.5 - 0.4).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_kernel_agrees_with_candles_layers_at_every_batch_size() {
+        let (model, state_dict) = model(11);
+        for count in [1, 3, 5] {
+            let inputs = random_images(count as u64, count);
+            let values: Vec<f32> = inputs.iter().flat_map(|i| i.0.clone()).collect();
+            let batch = Tensor::from_vec(values, (count, 1, SIDE, SIDE), &Device::Cpu)
+                .expect("batch")
+                .to_dtype(DType::F32)
+                .expect("f32");
+            let reference = candle_forward(&state_dict, &batch);
+            let outputs = model.predict(&inputs).expect("predicts");
+            for (output, reference) in outputs.iter().zip(&reference) {
+                for (a, b) in output.0.iter().zip(reference) {
+                    assert!((a - b).abs() <= 1e-4, "{a} vs candle {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_gradient_matches_finite_differences() {
+        let (model, _) = model(5);
+        let input = random_images(99, 1).remove(0);
+        let pixels = image(&input).expect("784");
+        let target = 3;
+        // One node at alpha 1 with weight 1: the plain gradient at the input.
+        let gradient = model.kernel.path_gradient(pixels, target, &[(1.0, 1.0)]);
+        let output = |x: &[f32; PIXELS]| f64::from(model.kernel.log_probabilities(&[x])[0][target]);
+        let step = 1e-2f32;
+        for index in [100, 300, 406, 512, 700] {
+            let (mut up, mut down) = (*pixels, *pixels);
+            up[index] += step;
+            down[index] -= step;
+            let numeric = (output(&up) - output(&down)) / (2.0 * f64::from(step));
+            let analytic = f64::from(gradient[index]);
+            assert!(
+                (numeric - analytic).abs() <= 2e-3 * (1.0 + analytic.abs()),
+                "pixel {index}: analytic {analytic}, numeric {numeric}"
+            );
+        }
+    }
+
+    #[test]
+    fn explanations_converge_and_refuse_bad_arguments() {
+        let (model, _) = model(8);
+        let input = random_images(7, 1).remove(0);
+        let coarse = model.explain(&input, 2, 8).expect("explains");
+        let fine = model.explain(&input, 2, 128).expect("explains");
+        assert!(fine.convergence_delta.abs() <= coarse.convergence_delta.abs() + 1e-3);
+        assert!(
+            fine.convergence_delta.abs() < 0.05,
+            "{}",
+            fine.convergence_delta
+        );
+        for (target, steps) in [(10, 15), (0, 0), (0, 513)] {
+            assert!(matches!(
+                model.explain(&input, target, steps),
+                Err(CoreError::Argument(_))
+            ));
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Which models to serve, and loading them: `--models` (env `MODELS`), else `[[models]]` in the
+//! configuration, else the MAX model of `[model]`. They load in parallel before the server
+//! listens; one that cannot load stops the start with a message naming it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use max_mnist_api::{LoadedModel, ModelMetadata};
+use max_mnist_core::{Architecture, LoadLimits, ModelInfo, ModelSource};
+
+use crate::configuration::{ModelEntry, Settings};
+
+/// A model to load, and what to say when it cannot be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelToLoad {
+    pub source: ModelSource,
+    /// The path as given, which TorchServe's management API shows as the model's URL.
+    pub url: String,
+    pub hint: &'static str,
+}
+
+const MAX_HINT: &str = "run `max-mnist fetch-assets` to download and verify the upstream weights, or point --weights (env MAX_MNIST_WEIGHTS) at your own file";
+const MODELS_HINT: &str =
+    "check the file, or the name and path given to --models (env MODELS) or [[models]]";
+
+/// `NAME=PATH`, or `PATH` alone.
+pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
+    let arg = arg.trim();
+    let (name, path) = match arg.split_once('=') {
+        Some((name, path)) => (Some(name.trim().to_owned()), path.trim()),
+        None => (None, arg),
+    };
+    if path.is_empty() || name.as_deref() == Some("") {
+        bail!("`{arg}` is not NAME=PATH: give a model as mnist=mnist.mar, or a path alone");
+    }
+    Ok(ModelEntry {
+        name,
+        path: path.into(),
+        version: None,
+    })
+}
+
+/// What to load: `models` from the command line (already split), else the configuration's.
+pub fn to_load(
+    settings: &Settings,
+    models: Option<&[String]>,
+    store: &Path,
+    weights: Option<&Path>,
+) -> anyhow::Result<Vec<ModelToLoad>> {
+    let entries = match models {
+        Some(args) => args
+            .iter()
+            .filter(|arg| !arg.trim().is_empty())
+            .map(|arg| parse_model_arg(arg))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None => settings.models.clone(),
+    };
+    if entries.is_empty() {
+        let path = weights.map_or_else(|| settings.model.weights.clone(), Path::to_path_buf);
+        return Ok(vec![ModelToLoad {
+            url: file_name(&path),
+            source: ModelSource {
+                path,
+                name: Some(settings.model.name.clone()),
+                version: Some(settings.model.version.clone()),
+            },
+            hint: MAX_HINT,
+        }]);
+    }
+    Ok(entries
+        .into_iter()
+        .map(|entry| ModelToLoad {
+            url: entry.path.display().to_string(),
+            source: ModelSource {
+                path: in_store(store, &entry.path),
+                name: entry.name,
+                version: entry.version,
+            },
+            hint: MODELS_HINT,
+        })
+        .collect())
+}
+
+fn in_store(store: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() || store.as_os_str().is_empty() {
+        path.to_owned()
+    } else {
+        store.join(path)
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+/// Loads every model at once, one thread each; the first that fails stops the start.
+pub fn load_all(models: &[ModelToLoad], limits: &LoadLimits) -> anyhow::Result<Vec<LoadedModel>> {
+    let loaded = std::thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .iter()
+            .map(|model| scope.spawn(move || max_mnist_core::load(&model.source, limits)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(models)
+            .map(|(handle, model)| {
+                let result = handle
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("loading panicked"))
+                    .and_then(|result| result.map_err(anyhow::Error::from));
+                result
+                    .map(|loaded| LoadedModel {
+                        model: loaded,
+                        url: model.url.clone(),
+                    })
+                    .with_context(|| {
+                        format!(
+                            "cannot load the model {}from {}; {}",
+                            model
+                                .source
+                                .name
+                                .as_deref()
+                                .map(|name| format!("`{name}` "))
+                                .unwrap_or_default(),
+                            model.source.path.display(),
+                            model.hint
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    for (index, model) in loaded.iter().enumerate() {
+        let name = &model.model.info().name;
+        if let Some(other) = loaded[..index]
+            .iter()
+            .find(|other| &other.model.info().name == name)
+        {
+            bail!(
+                "two models are named `{name}` ({} and {}): name one otherwise with NAME=PATH",
+                other.url,
+                model.url
+            );
+        }
+    }
+    Ok(loaded)
+}
+
+/// `GET /model/metadata` for the first model: the configuration's `[metadata]` for MAX's
+/// MyConvNet, else what the network says of itself.
+pub fn metadata(settings: &Settings, first: &ModelInfo) -> ModelMetadata {
+    match first.architecture {
+        Architecture::MyConvNet => settings.metadata.clone(),
+        architecture => ModelMetadata {
+            id: first.name.clone(),
+            name: format!("{} ({})", architecture.origin(), architecture.name()),
+            description: architecture.description().to_owned(),
+            kind: settings.metadata.kind.clone(),
+            source: architecture.source().to_owned(),
+            license: "Apache-2.0".to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_are_given_as_torchserve_takes_them() {
+        let entry = parse_model_arg(" mnist=mnist.mar ").expect("parses");
+        assert_eq!(
+            (entry.name.as_deref(), entry.path.as_path()),
+            (Some("mnist"), Path::new("mnist.mar"))
+        );
+        let bare = parse_model_arg("store/titanic.mar").expect("parses");
+        assert_eq!(bare.name, None);
+        for bad in ["mnist=", "=mnist.mar", ""] {
+            assert!(parse_model_arg(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_paths_are_in_the_store_and_no_models_means_the_max_model() {
+        let settings = Settings::load(Some(Path::new("config.toml"))).expect("config");
+        let store = Path::new("/srv/store");
+        let args = ["mnist=mnist.mar".to_owned(), "max=/abs/max.pt".to_owned()];
+        let chosen = to_load(&settings, Some(&args), store, None).expect("chosen");
+        assert_eq!(chosen[0].source.path, Path::new("/srv/store/mnist.mar"));
+        assert_eq!(chosen[0].url, "mnist.mar");
+        assert_eq!(chosen[1].source.path, Path::new("/abs/max.pt"));
+        let default = to_load(&settings, None, store, None).expect("chosen");
+        assert_eq!(default.len(), 1);
+        assert_eq!(
+            default[0].source.path,
+            Path::new("assets/mnist-classifier.pt")
+        );
+        assert_eq!(default[0].source.name.as_deref(), Some("mnist"));
+        assert_eq!(default[0].url, "mnist-classifier.pt");
+    }
+}
