@@ -5,6 +5,9 @@
 #   model_file             the archive's name (default: mnist-classifier.tar.gz)
 #   use_pre_trained_model  false: use the files in custom_assets/ instead of downloading
 # The weights are checked against sha512sums.txt during the build: a mismatch fails it.
+#
+# Other models, as `torchserve --models`: mount a model store and name them at run time, e.g.
+#   docker run -p 5000:5000 -v "$PWD/model_store:/model_store:ro" -e MODELS=mnist=mnist.mar max-pytorch-mnist
 ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
@@ -50,7 +53,7 @@ WORKDIR /app
 COPY --from=builder /usr/local/bin/max-mnist /usr/local/bin/max-mnist
 COPY --from=builder /build/config.toml /build/sha512sums.txt ./
 COPY --from=builder /build/assets/ ./assets/
-ENV HOST=0.0.0.0 PORT=5000 RUST_LOG=info
+ENV HOST=0.0.0.0 PORT=5000 RUST_LOG=info MODEL_STORE=/model_store
 USER 10001:10001
 EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["max-mnist", "healthcheck"]

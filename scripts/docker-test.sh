@@ -2,28 +2,46 @@
 # Builds the Docker image for real and checks it as a user would: weights fetched and verified at build
 # time from a loopback bucket, a read-only non-root container that answers /ping, /model/metadata and a
 # prediction for every sample, stops within 10 s, and a build against a tampered archive that fails.
-# Usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz
+# With TorchServe's example folder it also runs the image on that folder's mnist.mar, named by MODELS.
+# Usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar]
 # Needs a Docker engine; `docker build --network host` must reach 127.0.0.1 and crates.io.
+# It removes what it made — its containers, its images and the layers its builds created — and
+# nothing else of the engine's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-assets=${1:?usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz}
+assets=${1:?usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar]}
+torchserve=${2:-}
 image=max-pytorch-mnist:test-$$
 bad_image=max-pytorch-mnist:tampered-$$
 work=$(mktemp -d)
-container=""
+containers=()
 server_pid=""
 
+# The layers a build made (not those it reused from the cache): the legacy builder prints each
+# step's image as " ---> ID", after " ---> Using cache" when it reused one.
+built_layers() {
+  awk '/^ ---> Using cache/ { cached = 1; next }
+       /^ ---> [0-9a-f]+$/ { if (!cached) print $2; cached = 0 }' "$@" 2>/dev/null
+}
 cleanup() {
-  [ -n "$container" ] && docker rm -f "$container" >/dev/null 2>&1
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-  docker rmi -f "$image" "$bad_image" >/dev/null 2>&1
-  docker container prune -f >/dev/null 2>&1
-  docker image prune -f >/dev/null 2>&1
+  [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
+  [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
+  docker rmi -f "$image" "$bad_image" >/dev/null 2>&1 || true
+  # Children before parents; a layer already gone with its image is skipped.
+  built_layers "$work/good.log" "$work/bad.log" | tac | xargs -r docker rmi >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 fail() { echo "docker-test: FAILED: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# The host port Docker published the container's 5000 on.
+published_port() { docker port "$1" 5000/tcp | head -1 | sed 's/.*://'; }
+wait_for_ping() {
+  local port=$1 start_ns=$2 container=$3
+  until curl -sf "http://127.0.0.1:$port/ping" >/dev/null; do
+    [ $(( ($(date +%s%N) - start_ns) / 1000000000 )) -lt 30 ] || { docker logs "$container"; fail "no /ping within 30 s"; }
+    sleep 0.05
+  done
+}
 
 # A loopback bucket: the real archive, and a tampered one (the weights' last byte flipped).
 mkdir -p "$work/good" "$work/bad/x"
@@ -36,25 +54,28 @@ data = bytearray(open(path, "rb").read()); data[-1] ^= 1
 open(path, "wb").write(data)
 PY
 tar -czf "$work/bad/mnist-classifier.tar.gz" -C "$work/bad/x" mnist-classifier.pt
-bucket_port=$(free_port)
-python3 -m http.server "$bucket_port" --bind 127.0.0.1 --directory "$work" >/dev/null 2>&1 &
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$work" >"$work/bucket.log" 2>&1 &
 server_pid=$!
-sleep 1
+bucket_port=""
+for _ in $(seq 100); do
+  bucket_port=$(grep -o 'port [0-9]*' "$work/bucket.log" | head -1 | cut -d' ' -f2) || true
+  [ -n "$bucket_port" ] && break
+  sleep 0.1
+done
+[ -n "$bucket_port" ] || fail "the loopback bucket did not start: $(cat "$work/bucket.log")"
 
 start=$(date +%s)
 docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/good" -t "$image" . \
-  || fail "the image does not build"
+  >"$work/good.log" 2>&1 || { tail -40 "$work/good.log"; fail "the image does not build"; }
 build_seconds=$(( $(date +%s) - start ))
 size_mb=$(( $(docker image inspect --format '{{.Size}}' "$image") / 1000000 ))
 echo "docker-test: built in ${build_seconds}s, image ${size_mb} MB"
 
-port=$(free_port)
 start_ns=$(date +%s%N)
-container=$(docker run -d --read-only --health-interval 1s -p "127.0.0.1:$port:5000" "$image")
-until curl -sf "http://127.0.0.1:$port/ping" >/dev/null; do
-  [ $(( ($(date +%s%N) - start_ns) / 1000000000 )) -lt 30 ] || { docker logs "$container"; fail "no /ping within 30 s"; }
-  sleep 0.05
-done
+container=$(docker run -d --read-only --health-interval 1s -p 127.0.0.1::5000 "$image")
+containers+=("$container")
+port=$(published_port "$container")
+wait_for_ping "$port" "$start_ns" "$container"
 echo "docker-test: first /ping $(( ($(date +%s%N) - start_ns) / 1000000 )) ms after docker run"
 
 curl -sf "http://127.0.0.1:$port/ping" | grep -q '"Healthy"' || fail "/ping"
@@ -81,6 +102,25 @@ exit_code=$(docker inspect --format '{{.State.ExitCode}}' "$container")
 [ "$stop_ms" -lt 10000 ] || fail "docker stop took ${stop_ms} ms"
 [ "$exit_code" = 0 ] || fail "exit code $exit_code after SIGTERM"
 echo "docker-test: stopped in ${stop_ms} ms, exit code 0"
+
+if [ -n "$torchserve" ]; then
+  # TorchServe's model store mounted read-only, the model named by MODELS as `torchserve --models` does.
+  start_ns=$(date +%s%N)
+  served=$(docker run -d --read-only -p 127.0.0.1::5000 -v "$(cd "$torchserve" && pwd):/model_store:ro" \
+    -e MODELS=mnist=mnist.mar "$image")
+  containers+=("$served")
+  served_port=$(published_port "$served")
+  wait_for_ping "$served_port" "$start_ns" "$served"
+  models=$(curl -sf "http://127.0.0.1:$served_port/models")
+  [ "$models" = '{"models":[{"modelName":"mnist","modelUrl":"mnist.mar"}]}' ] || fail "/models: $models"
+  curl -sf "http://127.0.0.1:$served_port/models/mnist" | grep -q '"architecture":"Net"' || fail "/models/mnist is not Net"
+  for digit in 0 1 2 3 4 5 6 7 8 9; do
+    answer=$(curl -sf -T "samples/$digit.png" "http://127.0.0.1:$served_port/predictions/mnist")
+    [ "$answer" = "$digit" ] || fail "mnist.mar, sample $digit: $answer"
+  done
+  echo "docker-test: MODELS=mnist=mnist.mar serves TorchServe's Net from /model_store, all ten samples right"
+  docker stop -t 10 "$served" >/dev/null
+fi
 
 if docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then
   fail "a build against a tampered archive succeeded"

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Load test: builds the release binary, starts the server on a free loopback port, drives it with
-# wrk and prints a Markdown table of req/s, p50/p99 latency and errors, then the server's peak RSS.
+# Load test: builds the release binary, starts the server on loopback port 0 (the port it got is read
+# from its log), drives it with wrk and prints a Markdown table of req/s, p50/p99 latency and
+# errors, then the server's peak RSS.
 #
 #   scripts/loadtest.sh [--duration SECONDS] [--connections N] [--soak SECONDS]
 #
 # Scenarios (each --duration, default 10 s): GET /ping; POST /model/predict (multipart 28×28 PNG) at
 # N connections (default 16) and at 1; PUT /predictions/mnist (the raw PNG, as `curl -T`); a KServe
 # v1 :predict of 64 instances; /ping and /model/predict at 1 connection with server and wrk pinned
-# to one core. --soak S then drives /model/predict for S seconds and samples RSS.
+# to one core. With TorchServe's example (`$MNIST_TORCHSERVE_DIR/mnist.mar`) it is served beside the
+# MAX model as `net`: PUT /predictions/net at N connections and at 1, and /model/predict measured
+# while /predictions/net is under load (half the connections each). --soak S then drives
+# /model/predict for S seconds and samples RSS.
 # Every scenario's answer is checked once with curl first; any non-2xx answer or socket error makes
 # the script exit 1. Needs wrk, curl, taskset and python3 (Debian: apt-get install wrk curl
 # util-linux python3).
@@ -34,16 +38,20 @@ bin=target/release/max-mnist
 
 work=$(mktemp -d)
 multipart_type=$(python3 scripts/loadtest/make-bodies.py samples "$work")
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
-"$bin" serve --host 127.0.0.1 --port "$port" >"$work/server.log" 2>&1 &
+models=(--models mnist=assets/mnist-classifier.pt)
+net_mar=${MNIST_TORCHSERVE_DIR:+$MNIST_TORCHSERVE_DIR/mnist.mar}
+[ -n "$net_mar" ] && models=(--models "mnist=assets/mnist-classifier.pt,net=$net_mar")
+"$bin" serve --host 127.0.0.1 --port 0 "${models[@]}" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 200); do
-  curl -sf "$base/ping" >/dev/null && break
+base=
+for _ in $(seq 300); do
+  base=$(grep -o 'serving on http://[0-9.:]*' "$work/server.log" | sed 's/serving on //') || true
+  [ -n "$base" ] && break
   kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
   sleep 0.1
 done
+[ -n "$base" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 
 rss_kb() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server/status"; }
 failures=0
@@ -89,6 +97,20 @@ scenario "POST /model/predict" "$connections" /model/predict '"prediction": ?7' 
 scenario "POST /model/predict, 1 connection" 1 /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
 scenario "PUT /predictions/mnist" "$connections" /predictions/mnist '^7$' PUT image/png "$work/7.png"
 scenario "KServe v1 :predict, 64 instances" "$connections" /v1/models/mnist:predict '"predictions": ?\[0, ?1, ?2' POST application/json "$work/v1-64.json"
+if [ -n "$net_mar" ]; then
+  scenario "PUT /predictions/net (TorchServe's Net)" "$connections" /predictions/net '^7$' PUT image/png "$work/7.png"
+  scenario "PUT /predictions/net, 1 connection" 1 /predictions/net '^7$' PUT image/png "$work/7.png"
+  # Each model's expensive work holds its own slots: MAX's answers must not queue behind Net's.
+  half=$(((connections + 1) / 2))
+  BODY_FILE=$work/7.png METHOD=PUT CONTENT_TYPE=image/png \
+    wrk -t1 -c"$half" -d"$((duration + 2))s" -s scripts/loadtest/body.lua "$base/predictions/net" >"$work/net-load.out" &
+  net_load=$!
+  sleep 1
+  scenario "POST /model/predict while /predictions/net is loaded" "$half" /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
+  wait "$net_load"
+  if grep -Eq "Non-2xx|Socket errors" "$work/net-load.out"; then failures=$((failures + 1)); fi
+  net_meanwhile=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/net-load.out")
+fi
 # On a VM, waking a process on another core can cost ~100 µs per round trip (a loopback ping-pong
 # between two processes: ~106 µs p50 across cores, ~20 µs on one). Pinning the server and wrk to
 # one core shows the server's own latency.
@@ -101,6 +123,7 @@ taskset -a -p -c "0-$(($(nproc) - 1))" "$server" >/dev/null
 echo
 awk -v predict="${rate["POST /model/predict"]}" -v ping="${rate["GET /ping"]}" \
   'BEGIN { printf "predict / ping rate: %.2f\n", predict / ping }'
+[ -n "$net_mar" ] && echo "meanwhile PUT /predictions/net, $half connections: $net_meanwhile req/s"
 echo "server peak RSS: $(($(rss_kb VmHWM) / 1024)) MiB (VmHWM), now $(($(rss_kb VmRSS) / 1024)) MiB"
 
 if [ "$soak" -gt 0 ]; then

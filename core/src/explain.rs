@@ -19,6 +19,8 @@ pub struct Explanation {
 
 /// Most quadrature points accepted.
 pub const MAX_STEPS: usize = 512;
+/// The quadrature points TorchServe's image handlers give Captum.
+pub const TORCHSERVE_IMAGE_STEPS: usize = 15;
 
 /// Gauss–Legendre nodes and weights for `n` points, mapped from [−1, 1] to [0, 1] (as Captum does with
 /// `numpy.polynomial.legendre.leggauss`).

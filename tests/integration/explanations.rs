@@ -3,7 +3,9 @@
 use max_mnist_core::architectures::my_convnet::NORMALISATION;
 use max_mnist_core::{Model, ModelInput, RawInput};
 
-use crate::helpers::{json_numbers, mnist_test_set, reference, upstream_model};
+use crate::helpers::{
+    assert_matches_captum, captum_item, json_numbers, mnist_test_set, reference, upstream_model,
+};
 
 #[test]
 fn integrated_gradients_equal_captums() {
@@ -15,15 +17,7 @@ fn integrated_gradients_equal_captums() {
     let items = reference["items"].as_array().expect("items");
     assert!(!items.is_empty());
     for item in items {
-        let index = item["index"].as_u64().expect("index") as usize;
-        let target = item["target"].as_u64().expect("target") as usize;
-        let steps = item["n_steps"].as_u64().expect("n_steps") as usize;
-        let expected: Vec<f64> = item["attributions"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .flat_map(json_numbers)
-            .collect();
+        let (index, target, steps) = captum_item(item);
         let input = ModelInput(
             test_set.images[index]
                 .iter()
@@ -31,22 +25,7 @@ fn integrated_gradients_equal_captums() {
                 .collect(),
         );
         let explanation = model.explain(&input, target, steps).expect("explains");
-        let largest = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
-        let worst = explanation
-            .attributions
-            .iter()
-            .zip(&expected)
-            .map(|(a, e)| (f64::from(*a) - e).abs())
-            .fold(0f64, f64::max);
-        let captum_delta = item["convergence_delta"].as_f64().expect("delta");
-        println!(
-            "image {index}, target {target}, {steps} steps: worst {worst:.2e} of {largest:.3}, delta {} vs Captum {captum_delta}",
-            explanation.convergence_delta
-        );
-        assert!(
-            worst <= 1e-3 * largest,
-            "image {index}, {steps} steps: {worst} > 1e-3 × {largest}"
-        );
+        let captum_delta = assert_matches_captum(&explanation, item);
         assert!(
             f64::from(explanation.convergence_delta.abs()) <= captum_delta.abs() + 1e-4,
             "image {index}, {steps} steps: delta {} vs Captum's {captum_delta}",

@@ -197,6 +197,46 @@ pub fn reference(name: &str) -> Option<Value> {
     Some(serde_json::from_str(&text).expect("reference JSON parses"))
 }
 
+/// Checks an explanation against one item of a Captum reference file (`index`, `target`,
+/// `n_steps`, `attributions` [28][28], `convergence_delta`): every attribution within 10⁻³ of the
+/// largest. Prints the figures; returns Captum's convergence delta.
+pub fn assert_matches_captum(explanation: &max_mnist_core::Explanation, item: &Value) -> f64 {
+    let expected: Vec<f64> = item["attributions"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .flat_map(json_numbers)
+        .collect();
+    let largest = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let worst = explanation
+        .attributions
+        .iter()
+        .zip(&expected)
+        .map(|(a, e)| (f64::from(*a) - e).abs())
+        .fold(0f64, f64::max);
+    let captum_delta = item["convergence_delta"].as_f64().expect("delta");
+    let what = format!(
+        "image {}, target {}, {} steps",
+        item["index"], item["target"], item["n_steps"]
+    );
+    println!(
+        "{what}: worst {worst:.2e} of {largest:.3}, delta {} vs Captum {captum_delta}",
+        explanation.convergence_delta
+    );
+    assert_eq!(explanation.attributions.len(), expected.len(), "{what}");
+    assert!(
+        worst <= 1e-3 * largest,
+        "{what}: {worst} > 1e-3 × {largest}"
+    );
+    captum_delta
+}
+
+/// The image index, target and step count of a Captum reference item.
+pub fn captum_item(item: &Value) -> (usize, usize, usize) {
+    let field = |name: &str| item[name].as_u64().expect("a whole number") as usize;
+    (field("index"), field("target"), field("n_steps"))
+}
+
 /// A JSON array of numbers, as `f64`.
 pub fn json_numbers(value: &Value) -> Vec<f64> {
     value

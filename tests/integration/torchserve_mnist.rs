@@ -8,8 +8,8 @@ use max_mnist_core::{Architecture, Model, ModelInput, OutputKind};
 
 use crate::exactness::argmax;
 use crate::helpers::{
-    json_numbers, load_model, mnist_test_set, reference_predictions, torchserve_dir,
-    torchserve_model, torchserve_reference, TestSet,
+    assert_matches_captum, captum_item, json_numbers, load_model, mnist_test_set,
+    reference_predictions, torchserve_dir, torchserve_model, torchserve_reference, TestSet,
 };
 
 const LOG_PROBABILITY_TOLERANCE: f64 = 1e-4;
@@ -112,34 +112,11 @@ fn net_explanations_equal_captums() {
     assert!(items.len() >= 18);
     let inputs = net_inputs(&test_set);
     for item in items {
-        let index = item["index"].as_u64().expect("index") as usize;
-        let target = item["target"].as_u64().expect("target") as usize;
-        let steps = item["n_steps"].as_u64().expect("n_steps") as usize;
-        let expected: Vec<f64> = item["attributions"]
-            .as_array()
-            .expect("rows")
-            .iter()
-            .flat_map(json_numbers)
-            .collect();
+        let (index, target, steps) = captum_item(item);
         let explanation = model
             .explain(&inputs[index], target, steps)
             .expect("explains");
-        let largest = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
-        let worst = explanation
-            .attributions
-            .iter()
-            .zip(&expected)
-            .map(|(a, e)| (f64::from(*a) - e).abs())
-            .fold(0f64, f64::max);
-        let captum_delta = item["convergence_delta"].as_f64().expect("delta");
-        println!(
-            "image {index}, target {target}, {steps} steps: worst {worst:.2e} of {largest:.3}, delta {} vs Captum {captum_delta}",
-            explanation.convergence_delta
-        );
-        assert!(
-            worst <= 1e-3 * largest,
-            "image {index}, target {target}, {steps} steps: {worst} > 1e-3 × {largest}"
-        );
+        let captum_delta = assert_matches_captum(&explanation, item);
         assert!(
             (f64::from(explanation.convergence_delta) - captum_delta).abs() <= 1e-3,
             "image {index}: delta {} vs Captum's {captum_delta}",

@@ -9,7 +9,11 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
 
-use crate::model::Model;
+use crate::explain::TORCHSERVE_IMAGE_STEPS;
+use crate::image_input::SIDE;
+use crate::model::{
+    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, OutputInfo, OutputKind,
+};
 use crate::{CoreError, ImageLimits, WeightsError};
 
 /// A state dict checked against an architecture: exactly its tensors, with its shapes, as `f32`.
@@ -169,6 +173,36 @@ pub(crate) fn flat(state_dict: &StateDict, name: &str) -> Result<Vec<f32>, Weigh
     Ok(tensor.flatten_all()?.to_vec1::<f32>()?)
 }
 
+/// The description of a classifier of the ten digits in MNIST-format images, as both digit
+/// networks are: explained as TorchServe's image handlers do, of the predicted digit by default.
+pub(crate) fn digit_classifier_info(
+    identity: ModelIdentity,
+    architecture: Architecture,
+    output: OutputKind,
+    multiply_adds: u64,
+) -> Result<ModelInfo, WeightsError> {
+    Ok(ModelInfo {
+        output: OutputInfo {
+            kind: output,
+            labels: labels(&identity, 10)?,
+        },
+        name: identity.name,
+        version: identity.version,
+        architecture,
+        input: InputInfo {
+            kind: InputKind::Image,
+            name: "input-0",
+            shape: vec![1, SIDE, SIDE],
+            feature_names: Vec::new(),
+        },
+        explanation: ExplanationInfo {
+            steps: TORCHSERVE_IMAGE_STEPS,
+            target: DefaultTarget::Predicted,
+        },
+        multiply_adds,
+    })
+}
+
 /// The labels of a model: the identity's when it has as many as the network has classes, else
 /// the class numbers.
 pub(crate) fn labels(
@@ -182,6 +216,42 @@ pub(crate) fn labels(
             "index_to_name.json names {} classes, the network has {classes}",
             labels.len()
         ))),
+    }
+}
+
+/// Weights for tests that need no weights file.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use candle_core::{Device, Tensor};
+
+    use super::{StateDict, TensorSpec};
+
+    /// A deterministic pseudo-random stream in −1..1 (xorshift).
+    pub fn noise(seed: u64) -> impl FnMut() -> f32 {
+        let mut state = seed.max(1);
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        }
+    }
+
+    /// Every tensor of `specs` filled with noise, scaled by 1/√fan-in as PyTorch initialises layers.
+    pub fn random_state_dict(specs: &[TensorSpec], seed: u64) -> StateDict {
+        let mut next = noise(seed);
+        specs
+            .iter()
+            .map(|(name, shape)| {
+                let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
+                let scale = 1.0 / (fan_in as f32).sqrt();
+                let values: Vec<f32> = (0..shape.iter().product())
+                    .map(|_| next() * scale)
+                    .collect();
+                let tensor = Tensor::from_vec(values, *shape, &Device::Cpu).expect("tensor");
+                ((*name).to_owned(), tensor)
+            })
+            .collect()
     }
 }
 

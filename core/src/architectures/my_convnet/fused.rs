@@ -269,30 +269,10 @@ mod tests {
 
     use super::*;
     use crate::architectures::my_convnet::{layers::MyConvNet, TENSORS};
-    use crate::architectures::StateDict;
-
-    /// A deterministic pseudo-random stream (xorshift), so the tests need no weights file.
-    fn noise(seed: u64) -> impl FnMut() -> f32 {
-        let mut state = seed.max(1);
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
-    }
+    use crate::architectures::test_support::{noise, random_state_dict};
 
     fn random_net(seed: u64) -> MyConvNet {
-        let mut next = noise(seed);
-        let state_dict: StateDict = TENSORS
-            .iter()
-            .map(|(name, shape)| {
-                let values: Vec<f32> = (0..shape.iter().product()).map(|_| next() * 0.5).collect();
-                let tensor = Tensor::from_vec(values, *shape, &Device::Cpu).expect("tensor");
-                (name.to_string(), tensor)
-            })
-            .collect();
-        MyConvNet::from_state_dict(&state_dict).expect("net")
+        MyConvNet::from_state_dict(&random_state_dict(&TENSORS, seed)).expect("net")
     }
 
     fn random_image(seed: u64) -> Box<[f32; IMAGE_PIXELS]> {

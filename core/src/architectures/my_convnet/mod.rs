@@ -10,14 +10,11 @@ pub mod layers;
 
 use candle_core::{Device, Module, Tensor};
 
-use super::{labels, Architecture, ModelIdentity, StateDict, TensorSpec};
+use super::{digit_classifier_info, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation};
-use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
-use crate::model::{
-    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, ModelInput,
-    ModelOutput, OutputInfo, OutputKind, RawInput,
-};
-use crate::{CoreError, InputError};
+use crate::image_input::{image_of as image, ImageLimits, ImagePipeline, Normalisation};
+use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
+use crate::CoreError;
 
 /// Side of the input image.
 pub const SIDE: usize = 28;
@@ -68,8 +65,6 @@ const MULTIPLY_ADDS: u64 = (C1 * SIDE1 * SIDE1 * KERNEL * KERNEL
     + C2 * SIDE2 * SIDE2 * C1 * KERNEL * KERNEL
     + HIDDEN * FLAT
     + CLASSES * HIDDEN) as u64;
-/// TorchServe's image handlers give Captum 15 steps.
-const TORCHSERVE_STEPS: usize = 15;
 
 /// MyConvNet served: its layers (with the fused kernel), its analytic gradient, the image pipeline.
 pub struct MyConvNetModel {
@@ -86,26 +81,12 @@ impl MyConvNetModel {
         limits: ImageLimits,
     ) -> Result<Self, CoreError> {
         let net = layers::MyConvNet::from_state_dict(state_dict)?;
-        let info = ModelInfo {
-            output: OutputInfo {
-                kind: OutputKind::Logits,
-                labels: labels(&identity, CLASSES)?,
-            },
-            name: identity.name,
-            version: identity.version,
-            architecture: Architecture::MyConvNet,
-            input: InputInfo {
-                kind: InputKind::Image,
-                name: "input-0",
-                shape: vec![1, SIDE, SIDE],
-                feature_names: Vec::new(),
-            },
-            explanation: ExplanationInfo {
-                steps: TORCHSERVE_STEPS,
-                target: DefaultTarget::Predicted,
-            },
-            multiply_adds: MULTIPLY_ADDS,
-        };
+        let info = digit_classifier_info(
+            identity,
+            Architecture::MyConvNet,
+            OutputKind::Logits,
+            MULTIPLY_ADDS,
+        )?;
         Ok(Self {
             plain: gradient::PlainNet::new(&net)?,
             net,
@@ -154,19 +135,6 @@ impl MyConvNetModel {
             .map(ModelOutput)
             .collect())
     }
-}
-
-/// The 28×28 image an input holds.
-pub(crate) fn image(input: &ModelInput) -> Result<&[f32; PIXELS], InputError> {
-    input
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| InputError::TensorSize {
-            found: input.0.len(),
-            expected: PIXELS,
-            shapes: format!("[{PIXELS}]"),
-        })
 }
 
 impl Model for MyConvNetModel {

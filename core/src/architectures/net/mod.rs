@@ -4,14 +4,11 @@
 
 pub mod kernel;
 
-use super::{flat, labels, Architecture, ModelIdentity, StateDict, TensorSpec};
+use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation};
-use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
-use crate::model::{
-    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, ModelInput,
-    ModelOutput, OutputInfo, OutputKind, RawInput,
-};
-use crate::{CoreError, InputError};
+use crate::image_input::{image_of as image, ImageLimits, ImagePipeline, Normalisation};
+use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
+use crate::CoreError;
 use kernel::{NetKernel, NetParameters};
 
 /// Side of the input image.
@@ -61,8 +58,6 @@ const MULTIPLY_ADDS: u64 = (SIDE1 * SIDE1 * C1 * KERNEL * KERNEL
     + SIDE2 * SIDE2 * C2 * C1 * KERNEL * KERNEL
     + FLAT * HIDDEN
     + HIDDEN * CLASSES) as u64;
-/// The steps TorchServe's image handlers give Captum.
-const TORCHSERVE_STEPS: usize = 15;
 
 /// Net served: its kernel and the image pipeline.
 pub struct NetModel {
@@ -90,26 +85,12 @@ impl NetModel {
             fc2_b: &fc2_b?,
         })?;
         Ok(Self {
-            info: ModelInfo {
-                output: OutputInfo {
-                    kind: OutputKind::LogProbabilities,
-                    labels: labels(&identity, CLASSES)?,
-                },
-                name: identity.name,
-                version: identity.version,
-                architecture: Architecture::Net,
-                input: InputInfo {
-                    kind: InputKind::Image,
-                    name: "input-0",
-                    shape: vec![1, SIDE, SIDE],
-                    feature_names: Vec::new(),
-                },
-                explanation: ExplanationInfo {
-                    steps: TORCHSERVE_STEPS,
-                    target: DefaultTarget::Predicted,
-                },
-                multiply_adds: MULTIPLY_ADDS,
-            },
+            info: digit_classifier_info(
+                identity,
+                Architecture::Net,
+                OutputKind::LogProbabilities,
+                MULTIPLY_ADDS,
+            )?,
             kernel,
             pipeline: ImagePipeline {
                 limits,
@@ -117,18 +98,6 @@ impl NetModel {
             },
         })
     }
-}
-
-fn image(input: &ModelInput) -> Result<&[f32; PIXELS], InputError> {
-    input
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| InputError::TensorSize {
-            found: input.0.len(),
-            expected: PIXELS,
-            shapes: format!("[{PIXELS}]"),
-        })
 }
 
 impl Model for NetModel {
@@ -189,32 +158,7 @@ mod tests {
     use candle_nn::{Conv2d, Conv2dConfig, Linear};
 
     use super::*;
-
-    fn noise(seed: u64) -> impl FnMut() -> f32 {
-        let mut state = seed.max(1);
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        }
-    }
-
-    fn random_state_dict(seed: u64) -> StateDict {
-        let mut next = noise(seed);
-        TENSORS
-            .iter()
-            .map(|(name, shape)| {
-                let fan_in: usize = shape.iter().skip(1).product::<usize>().max(1);
-                let scale = 1.0 / (fan_in as f32).sqrt();
-                let values: Vec<f32> = (0..shape.iter().product())
-                    .map(|_| next() * scale)
-                    .collect();
-                let tensor = Tensor::from_vec(values, *shape, &Device::Cpu).expect("tensor");
-                ((*name).to_owned(), tensor)
-            })
-            .collect()
-    }
+    use crate::architectures::test_support::{noise, random_state_dict};
 
     /// Net on candle's layers, as the example's `forward`.
     fn candle_forward(state_dict: &StateDict, images: &Tensor) -> Vec<Vec<f32>> {
@@ -243,7 +187,7 @@ mod tests {
     }
 
     fn model(seed: u64) -> (NetModel, StateDict) {
-        let state_dict = random_state_dict(seed);
+        let state_dict = random_state_dict(&TENSORS, seed);
         let identity = ModelIdentity {
             name: "mnist".into(),
             version: "1.0".into(),
