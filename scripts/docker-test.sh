@@ -17,18 +17,26 @@ work=$(mktemp -d)
 containers=()
 server_pid=""
 
-# The layers a build made (not those it reused from the cache): the legacy builder prints each
-# step's image as " ---> ID", after " ---> Using cache" when it reused one.
+# The layers a build made: the legacy builder prints each step's image as " ---> ID" — after
+# " ---> Using cache" when it reused one, and for a FROM step the base image's own ID — so those two
+# are skipped. Only untagged images are removed, so a base image is never touched.
 built_layers() {
-  awk '/^ ---> Using cache/ { cached = 1; next }
-       /^ ---> [0-9a-f]+$/ { if (!cached) print $2; cached = 0 }' "$@" 2>/dev/null
+  awk '/^Step [0-9]+\/[0-9]+ : FROM / { base = 1; next }
+       /^Step / { base = 0 }
+       /^ ---> Using cache/ { cached = 1; next }
+       /^ ---> [0-9a-f]+$/ { if (!cached && !base) print $2; cached = 0 }' "$@" 2>/dev/null
+}
+untagged() {
+  while read -r id; do
+    [ "$(docker image inspect --format '{{len .RepoTags}}' "$id" 2>/dev/null)" = 0 ] && echo "$id"
+  done
 }
 cleanup() {
   [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
   [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
   docker rmi -f "$image" "$bad_image" >/dev/null 2>&1 || true
   # Children before parents; a layer already gone with its image is skipped.
-  built_layers "$work/good.log" "$work/bad.log" | tac | xargs -r docker rmi >/dev/null 2>&1 || true
+  built_layers "$work/good.log" "$work/bad.log" | tac | untagged | xargs -r docker rmi >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -1,15 +1,15 @@
 //! Every protocol's path to a model: its instances pre-processed, then the whole batch in one
 //! forward pass. Cheap requests run on the async worker that received them; expensive ones (big
-//! images, big networks, explanations) on the blocking pool, holding one of their model's slots.
+//! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
-use actix_web::web::{self, Bytes};
+use actix_web::web::Bytes;
 use max_mnist_core::{Classification, Explained, RawInput, Work};
 use serde::ser::SerializeSeq;
 use serde::Serialize;
 
 use crate::errors::ApiError;
 use crate::registry::ServedModel;
-use crate::startup::AppState;
+use crate::work_queue::classify_with;
 use crate::RequestLimits;
 
 /// One thing to classify, as a protocol received it.
@@ -59,31 +59,18 @@ fn runs_inline(work: Work) -> bool {
 
 /// Each instance's classification, in order, from one forward pass.
 pub async fn classify(
-    state: &AppState,
     served: &ServedModel,
     instances: Vec<Instance>,
 ) -> Result<Vec<Classification>, ApiError> {
-    let model = &served.model;
-    state
-        .metrics
-        .observe_batch(&model.info().name, instances.len());
     let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
-    if runs_inline(model.work(&raws)) {
-        return Ok(max_mnist_core::classify(model.as_ref(), &raws)?);
+    if runs_inline(served.model.work(&raws)) {
+        return Ok(classify_with(
+            served.model.as_ref(),
+            &instances,
+            &served.batch_sizes,
+        )?);
     }
-    let _slot = served
-        .slots
-        .acquire()
-        .await
-        .map_err(|err| ApiError::Internal(format!("no model slot ({err}): try again")))?;
-    let model = model.clone();
-    web::block(move || {
-        let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
-        max_mnist_core::classify(model.as_ref(), &raws)
-    })
-    .await
-    .map_err(|err| ApiError::Internal(format!("the inference task failed ({err}): try again")))?
-    .map_err(ApiError::from)
+    served.work_queue.classify(instances).await
 }
 
 /// Integrated Gradients for one instance: of `target`, or of the model's default target.
@@ -93,18 +80,7 @@ pub async fn explain(
     target: Option<usize>,
     steps: usize,
 ) -> Result<Explained, ApiError> {
-    let _slot = served
-        .slots
-        .acquire()
-        .await
-        .map_err(|err| ApiError::Internal(format!("no model slot ({err}): try again")))?;
-    let model = served.model.clone();
-    web::block(move || max_mnist_core::explain(model.as_ref(), instance.raw(), target, steps))
-        .await
-        .map_err(|err| {
-            ApiError::Internal(format!("the explanation task failed ({err}): try again"))
-        })?
-        .map_err(ApiError::from)
+    served.work_queue.explain(instance, target, steps).await
 }
 
 /// Flat values written as nested JSON arrays of `shape` (`[28,28]` → 28 rows of 28), as `f32`.

@@ -12,6 +12,7 @@ pub mod routes;
 pub mod settings;
 pub mod startup;
 pub mod upload;
+pub mod work_queue;
 
 pub use registry::LoadedModel;
 pub use settings::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};

@@ -10,7 +10,8 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use max_mnist_core::ModelInfo;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::AppState;
@@ -76,10 +77,9 @@ impl Metrics {
             .set(1);
     }
 
-    pub fn observe_batch(&self, model: &str, size: usize) {
-        self.batch_size
-            .with_label_values(&[model])
-            .observe(size as f64);
+    /// The histogram of a model's forward-pass sizes.
+    pub fn batch_sizes(&self, model: &str) -> Histogram {
+        self.batch_size.with_label_values(&[model])
     }
 
     fn observe_request(

@@ -11,8 +11,11 @@ use std::sync::{Arc, RwLock};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest, ResponseError};
 use max_mnist_core::{Model, ModelInfo};
+use prometheus::Histogram;
 
 use crate::errors::ApiError;
+use crate::metrics::Metrics;
+use crate::work_queue::WorkQueue;
 use crate::AppState;
 
 /// A model loaded from a file, ready to serve.
@@ -26,10 +29,10 @@ pub struct LoadedModel {
 pub struct ServedModel {
     pub model: Arc<dyn Model>,
     pub url: String,
-    /// Bounds this model's expensive work (big images, explanations, big networks) running at
-    /// once, and so its memory; each model has its own, so one model's backlog never holds up
-    /// another's requests.
-    pub slots: tokio::sync::Semaphore,
+    /// Runs this model's expensive work (big images, big networks, explanations).
+    pub work_queue: Arc<WorkQueue>,
+    /// Instances per forward pass.
+    pub batch_sizes: Histogram,
 }
 
 impl ServedModel {
@@ -40,19 +43,16 @@ impl ServedModel {
 
 pub struct Registry {
     models: RwLock<Arc<Vec<Arc<ServedModel>>>>,
-    slots_per_model: usize,
+    /// Runners of each model's expensive work.
+    runners: usize,
 }
 
 impl Registry {
-    pub fn new(models: Vec<LoadedModel>, slots_per_model: usize) -> Self {
-        let registry = Self {
+    pub fn new(runners: usize) -> Self {
+        Self {
             models: RwLock::new(Arc::new(Vec::new())),
-            slots_per_model: slots_per_model.max(1),
-        };
-        for model in models {
-            registry.add(model);
+            runners,
         }
-        registry
     }
 
     /// Every model served, in the order they were registered.
@@ -63,12 +63,16 @@ impl Registry {
         }
     }
 
-    /// Serves `loaded` too (after the others).
-    pub fn add(&self, loaded: LoadedModel) {
+    /// Serves `loaded` too (after the others), and lists it in `metrics`.
+    pub fn add(&self, loaded: LoadedModel, metrics: &Metrics) {
+        let info = loaded.model.info();
+        metrics.add_model(info);
+        let batch_sizes = metrics.batch_sizes(&info.name);
         let served = Arc::new(ServedModel {
+            work_queue: WorkQueue::new(loaded.model.clone(), self.runners, batch_sizes.clone()),
+            batch_sizes,
             model: loaded.model,
             url: loaded.url,
-            slots: tokio::sync::Semaphore::new(self.slots_per_model),
         });
         let mut models = match self.models.write() {
             Ok(models) => models,

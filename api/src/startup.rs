@@ -41,11 +41,12 @@ impl Application {
         let limits = settings.limits.clone();
         let cors = settings.cors.clone();
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
-        for info in &infos {
-            metrics.add_model(info);
+        let registry = Registry::new(settings.limits.max_concurrent_decodes);
+        for model in models {
+            registry.add(model, &metrics);
         }
         let state = web::Data::new(AppState {
-            registry: Registry::new(models, settings.limits.max_concurrent_decodes),
+            registry,
             metrics,
             settings,
             openapi_json,

@@ -1,13 +1,15 @@
 //! `cargo bench -p max-mnist-core`: the models' costs — the header peek that decides where a
 //! request runs, decoding, the MNIST-style normalisation, the forward passes at batch 1 and 64
-//! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel),
-//! and Integrated Gradients explanations.
+//! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel and
+//! candle's layers), and Integrated Gradients explanations.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
 //! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` when that variable is set.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use candle_core::{Device, Module, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, Linear};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
@@ -46,18 +48,65 @@ fn my_convnet() -> MyConvNetModel {
     MyConvNetModel::new(&state_dict, identity, ImageLimits::default()).expect("builds")
 }
 
-fn torchserve_net() -> Option<Arc<dyn Model>> {
+fn torchserve_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("MNIST_TORCHSERVE_DIR").map(PathBuf::from);
-    let Some(dir) = dir else {
+    if dir.is_none() {
         eprintln!("note: MNIST_TORCHSERVE_DIR is not set, so Net is not measured");
-        return None;
-    };
+    }
+    dir
+}
+
+fn torchserve_net(dir: &std::path::Path) -> Arc<dyn Model> {
     let source = max_mnist_core::ModelSource {
         path: dir.join("mnist.mar"),
         name: None,
         version: None,
     };
-    Some(max_mnist_core::load(&source, &limits()).expect("mnist.mar loads"))
+    max_mnist_core::load(&source, &limits()).expect("mnist.mar loads")
+}
+
+/// Net on candle's generic layers, as the example's `forward` (without the final log_softmax).
+struct CandleNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl CandleNet {
+    fn load(dir: &std::path::Path) -> Self {
+        let bytes = std::fs::read(dir.join("mnist_cnn.pt")).expect("mnist_cnn.pt");
+        let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
+        let (_, state_dict) = Architecture::recognise(tensors).expect("Net");
+        let tensor = |name: &str| state_dict[name].clone();
+        let conv = |layer: &str| {
+            let weight = tensor(&format!("{layer}.weight"));
+            Conv2d::new(
+                weight,
+                Some(tensor(&format!("{layer}.bias"))),
+                Conv2dConfig::default(),
+            )
+        };
+        let linear = |layer: &str| {
+            Linear::new(
+                tensor(&format!("{layer}.weight")),
+                Some(tensor(&format!("{layer}.bias"))),
+            )
+        };
+        Self {
+            conv1: conv("conv1"),
+            conv2: conv("conv2"),
+            fc1: linear("fc1"),
+            fc2: linear("fc2"),
+        }
+    }
+
+    fn forward(&self, images: &Tensor) -> candle_core::Result<Tensor> {
+        let xs = self.conv1.forward(images)?.relu()?;
+        let xs = self.conv2.forward(&xs)?.relu()?.max_pool2d(2)?;
+        let xs = self.fc1.forward(&xs.flatten_from(1)?)?.relu()?;
+        self.fc2.forward(&xs)
+    }
 }
 
 /// The sample 7 as a phone might see it: 280×280 RGB, dark ink on light paper.
@@ -116,9 +165,11 @@ fn my_convnet_benches(c: &mut Criterion) {
 }
 
 fn net_benches(c: &mut Criterion) {
-    let Some(model) = torchserve_net() else {
+    let Some(dir) = torchserve_dir() else {
         return;
     };
+    let model = torchserve_net(&dir);
+    let candle = CandleNet::load(&dir);
     let seven = model
         .pre_process(RawInput::File(SEVEN))
         .expect("the sample decodes");
@@ -130,6 +181,14 @@ fn net_benches(c: &mut Criterion) {
         group.bench_function(format!("batch {batch}"), |b| {
             b.iter(|| model.predict(&inputs).expect("predicts"))
         });
+        if batch == 1 || batch == 64 {
+            let values: Vec<f32> = inputs.iter().flat_map(|i| i.0.clone()).collect();
+            let images =
+                Tensor::from_vec(values, (batch, 1, 28, 28), &Device::Cpu).expect("a batch");
+            group.bench_function(format!("candle layers, batch {batch}"), |b| {
+                b.iter(|| candle.forward(&images).expect("forward"))
+            });
+        }
     }
     group.finish();
     let mut group = c.benchmark_group("net explain");

@@ -453,3 +453,110 @@ fn the_max_routes_refuse_what_the_first_model_cannot_do() {
     );
     app.assert_still_serving();
 }
+
+#[test]
+fn labels_and_the_openapi_document_come_from_the_models_served() {
+    let Some(example) = torchserve_dir() else {
+        return;
+    };
+    // The example's archive with an index_to_name.json, as torch-model-archiver --extra-files adds it.
+    let original = std::fs::read(example.join("mnist.mar")).expect("read mnist.mar");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(original)).expect("a zip");
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).expect("an entry");
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).expect("inflate");
+        entries.push((entry.name().expect("a name").into_owned(), data));
+    }
+    let names = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    let labels: serde_json::Map<String, Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (i.to_string(), json!(name)))
+        .collect();
+    entries.push((
+        "index_to_name.json".into(),
+        Value::Object(labels).to_string().into_bytes(),
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let borrowed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(name, data)| (name.as_str(), data.as_slice()))
+        .collect();
+    let path = write(dir.path(), "named.mar", &zip_of(&borrowed));
+    let model = load_model(Path::new(&path), Some("words"));
+    let app = spawn_app_serving(vec![LoadedModel {
+        model,
+        url: "named.mar".into(),
+    }]);
+
+    let served = ok_json(app.get("/model/labels"));
+    assert_eq!(served["count"], 10);
+    assert_eq!(served["labels"][7], json!({"id": "7", "name": "seven"}));
+    assert_eq!(
+        ok_json(app.torchserve_predict("words", sample(7))),
+        json!(7)
+    );
+
+    let document = ok_json(app.get("/openapi.json"));
+    let parameters = document["paths"]["/predictions/{model}"]["post"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let model = parameters
+        .iter()
+        .find(|p| p["name"] == "model")
+        .expect("a model parameter");
+    assert_eq!(model["schema"]["default"], "words", "{model}");
+    let description = model["description"].as_str().expect("a description");
+    assert!(
+        description.contains("`words` (Net from TorchServe's MNIST example, version 1.0)"),
+        "{description}"
+    );
+}
+
+#[test]
+fn concurrent_clients_of_both_models_each_get_their_own_answers() {
+    let Some((app, models)) = two_models() else {
+        return;
+    };
+    let app = &app;
+    std::thread::scope(|scope| {
+        for client in 0..8u8 {
+            scope.spawn(move || {
+                // Half the clients ask Net (its work queue), half MyConvNet (inline), interleaved.
+                let name = if client % 2 == 0 { "mnist" } else { "max" };
+                for round in 0..15u8 {
+                    let digit = (client + round) % 10;
+                    let answer = ok_json(app.torchserve_predict(name, sample(digit)));
+                    assert_eq!(answer, json!(digit), "{name}, client {client}");
+                }
+            });
+        }
+        // Explanations share Net's queue with its predictions.
+        scope.spawn(move || {
+            for digit in [3u8, 8] {
+                let answer = ok_json(app.torchserve_explain("mnist", sample(digit)));
+                assert_eq!(answer[0].as_array().map(Vec::len), Some(28));
+            }
+        });
+    });
+    let metrics = app.metrics();
+    let count = |model: &str| {
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(&format!("max_mnist_batch_size_count{{model=\"{model}\"}} "))
+            })
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        count("mnist"),
+        Some(60.0),
+        "one forward pass per Net request"
+    );
+    assert_eq!(count("max"), Some(60.0));
+    drop(models);
+}

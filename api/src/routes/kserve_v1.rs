@@ -156,7 +156,7 @@ async fn model_action(
     if verb == Verb::Explain {
         return explain_instances(model, &request.instances, instances).await;
     }
-    let predictions = classify(state, model, instances)
+    let predictions = classify(model, instances)
         .await?
         .iter()
         .map(|classification| classification.class)

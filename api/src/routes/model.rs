@@ -132,7 +132,7 @@ pub async fn predict(
     let upload = first_part(&parts, &["file", "image"])
         .map(|part| part.data.clone())
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
-    let classifications = classify(&state, &model, vec![Instance::File(upload)]).await?;
+    let classifications = classify(&model, vec![Instance::File(upload)]).await?;
     let predictions = classifications
         .first()
         .map(|classification| classification.top_k(top_k))

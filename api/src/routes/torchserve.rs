@@ -131,7 +131,7 @@ async fn predict_one(
     state: &AppState,
 ) -> Result<HttpResponse, TorchServeError> {
     let body = read_request(request, payload, state).await?;
-    let classifications = classify(state, model, vec![Instance::File(body.file)]).await?;
+    let classifications = classify(model, vec![Instance::File(body.file)]).await?;
     let class = classifications
         .first()
         .map(|classification| classification.class)

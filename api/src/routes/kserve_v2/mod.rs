@@ -162,7 +162,7 @@ pub async fn infer(
     })?;
     check_instance_count(instances.len(), limits)?;
     let outputs = chosen_outputs(&infer)?;
-    let classifications = classify(&state, &model, instances).await?;
+    let classifications = classify(&model, instances).await?;
     Ok(respond(model.info(), &infer, &outputs, &classifications)?)
 }
 

@@ -7,6 +7,8 @@
 //! 32 contiguous channels; fc1's columns are permuted once, at load, from PyTorch's channels-first
 //! flattening to this order, so the features never need transposing.
 
+use std::cell::RefCell;
+
 use super::{C1, C2, CLASSES, FLAT as FEATURES, HIDDEN, KERNEL, POOLED, SIDE, SIDE1, SIDE2};
 use crate::matmul::{matmul, Matrix};
 use crate::WeightsError;
@@ -50,6 +52,31 @@ pub struct NetParameters<'a> {
     pub fc1_b: &'a [f32],
     pub fc2_w: &'a [f32],
     pub fc2_b: &'a [f32],
+}
+
+/// What the forward pass writes through for one image (about 0.9 MB), kept per thread: allocated
+/// afresh at every call, buffers this size come back from the allocator as new pages, and the
+/// page faults cost more than the arithmetic of a small batch.
+struct Workspace {
+    conv1_patches: Vec<f32>,
+    relu1: Vec<f32>,
+    patches: Vec<f32>,
+    conv2: Vec<f32>,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        Self {
+            conv1_patches: vec![0f32; POSITIONS1 * TAPS],
+            relu1: vec![0f32; POSITIONS1 * C1],
+            patches: vec![0f32; POSITIONS2 * PATCH],
+            conv2: vec![0f32; POSITIONS2 * C2],
+        }
+    }
+}
+
+thread_local! {
+    static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::new());
 }
 
 /// What the backward pass needs of one forward pass.
@@ -127,13 +154,13 @@ impl NetKernel {
     /// The log-probabilities of each normalised 28 × 28 image.
     pub fn log_probabilities(&self, images: &[&[f32; PIXELS]]) -> Vec<[f32; CLASSES]> {
         let mut features = vec![0f32; images.len() * FEATURES];
-        let mut patches = vec![0f32; POSITIONS2 * PATCH];
-        let mut conv2 = vec![0f32; POSITIONS2 * C2];
-        for (image, out) in images.iter().zip(features.chunks_exact_mut(FEATURES)) {
-            let relu1 = self.conv1_relu(image);
-            self.conv2(&relu1, &mut patches, &mut conv2);
-            self.relu_pool(&conv2, out);
-        }
+        WORKSPACE.with_borrow_mut(|w| {
+            for (image, out) in images.iter().zip(features.chunks_exact_mut(FEATURES)) {
+                self.conv1_relu(image, &mut w.conv1_patches, &mut w.relu1);
+                self.conv2(&w.relu1, &mut w.patches, &mut w.conv2);
+                self.relu_pool(&w.conv2, out);
+            }
+        });
         let hidden = self.fc1(&features, images.len());
         hidden
             .chunks_exact(HIDDEN)
@@ -141,9 +168,8 @@ impl NetKernel {
             .collect()
     }
 
-    /// conv1 → ReLU, channels-last: 26 × 26 × 32, as patches (676 × 9) × weights (9 × 32).
-    fn conv1_relu(&self, image: &[f32; PIXELS]) -> Vec<f32> {
-        let mut patches = vec![0f32; POSITIONS1 * TAPS];
+    /// conv1 → ReLU into `out`, channels-last: 26 × 26 × 32, as patches (676 × 9) × weights (9 × 32).
+    fn conv1_relu(&self, image: &[f32; PIXELS], patches: &mut [f32], out: &mut [f32]) {
         for (position, patch) in patches.chunks_exact_mut(TAPS).enumerate() {
             let (y, x) = (position / SIDE1, position % SIDE1);
             for (ky, taps) in patch.chunks_exact_mut(KERNEL).enumerate() {
@@ -151,20 +177,18 @@ impl NetKernel {
                 taps.copy_from_slice(&image[from..from + KERNEL]);
             }
         }
-        let mut out = vec![0f32; POSITIONS1 * C1];
         for channels in out.chunks_exact_mut(C1) {
             channels.copy_from_slice(&self.conv1_b);
         }
         matmul(
-            &mut out,
-            Matrix::rows(&patches, POSITIONS1, TAPS),
+            out,
+            Matrix::rows(patches, POSITIONS1, TAPS),
             Matrix::rows(&self.conv1_w, TAPS, C1),
             true,
         );
-        for value in &mut out {
+        for value in out.iter_mut() {
             *value = value.max(0.0);
         }
-        out
     }
 
     /// conv2 without its bias: `out` = patches (576 × 288) × weights (288 × 64).
@@ -282,7 +306,8 @@ impl NetKernel {
     }
 
     fn traced(&self, image: &[f32; PIXELS], patches: &mut [f32], conv2: &mut [f32]) -> Trace {
-        let relu1 = self.conv1_relu(image);
+        let mut relu1 = vec![0f32; POSITIONS1 * C1];
+        self.conv1_relu(image, &mut vec![0f32; POSITIONS1 * TAPS], &mut relu1);
         self.conv2(&relu1, patches, conv2);
         let (features, pooled_from) = self.relu_pool_traced(conv2);
         let hidden = self.fc1(&features, 1);

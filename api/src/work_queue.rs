@@ -1,0 +1,168 @@
+//! A model's expensive work — big images, big networks, explanations — queued and run on the
+//! blocking pool by at most `limits.max_concurrent_decodes` runners per model. A runner takes the
+//! requests one after another until the queue is empty, so under load it never sleeps between
+//! them: a request costs one hand-off back to its worker, not a chain of wake-ups. Each model has
+//! its own queue and runners, so one model's backlog never holds up another's requests, and the
+//! memory in use stays bounded by the runners.
+//!
+//! Requests are not batched together: a runner that takes every request waiting makes their
+//! clients answer and send again in step, and the gaps cost more than batching saves (measured in
+//! BENCHMARKS.md).
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use max_mnist_core::{Classification, CoreError, Explained, Model, RawInput};
+use prometheus::Histogram;
+use tokio::sync::oneshot;
+
+use crate::errors::ApiError;
+use crate::inference::Instance;
+
+/// One request's work, and where its answer goes.
+enum Job {
+    Classify {
+        instances: Vec<Instance>,
+        reply: oneshot::Sender<Result<Vec<Classification>, CoreError>>,
+    },
+    Explain {
+        instance: Instance,
+        target: Option<usize>,
+        steps: usize,
+        reply: oneshot::Sender<Result<Explained, CoreError>>,
+    },
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    runners: usize,
+}
+
+pub struct WorkQueue {
+    model: Arc<dyn Model>,
+    queue: Mutex<Queue>,
+    max_runners: usize,
+    /// Instances per forward pass, for `/metrics`.
+    batch_sizes: Histogram,
+}
+
+impl WorkQueue {
+    pub fn new(model: Arc<dyn Model>, max_runners: usize, batch_sizes: Histogram) -> Arc<Self> {
+        Arc::new(Self {
+            model,
+            queue: Mutex::new(Queue::default()),
+            max_runners: max_runners.max(1),
+            batch_sizes,
+        })
+    }
+
+    /// Each instance's classification, in order, from one forward pass.
+    pub async fn classify(
+        self: &Arc<Self>,
+        instances: Vec<Instance>,
+    ) -> Result<Vec<Classification>, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Classify { instances, reply });
+        answer.await.map_err(lost)?.map_err(ApiError::from)
+    }
+
+    /// Integrated Gradients for one instance: of `target`, or of the model's default target.
+    pub async fn explain(
+        self: &Arc<Self>,
+        instance: Instance,
+        target: Option<usize>,
+        steps: usize,
+    ) -> Result<Explained, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Explain {
+            instance,
+            target,
+            steps,
+            reply,
+        });
+        answer.await.map_err(lost)?.map_err(ApiError::from)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `job`, and starts a runner when fewer than the most allowed are running.
+    fn submit(self: &Arc<Self>, job: Job) {
+        let start = {
+            let mut queue = self.lock();
+            queue.jobs.push_back(job);
+            let start = queue.runners < self.max_runners;
+            if start {
+                queue.runners += 1;
+            }
+            start
+        };
+        if start {
+            let work_queue = self.clone();
+            // Not awaited: each job's answer comes through its own channel.
+            drop(actix_web::rt::task::spawn_blocking(move || {
+                work_queue.run()
+            }));
+        }
+    }
+
+    /// Runs the queued jobs until none is left.
+    fn run(&self) {
+        while let Some(job) = self.next_job() {
+            // A panic loses that request's answer (its client gets a 500), never the runner.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(job)));
+        }
+    }
+
+    /// The oldest job; `None`, and one runner fewer, when none is left.
+    fn next_job(&self) -> Option<Job> {
+        let mut queue = self.lock();
+        let job = queue.jobs.pop_front();
+        if job.is_none() {
+            queue.runners -= 1;
+        }
+        job
+    }
+
+    fn process(&self, job: Job) {
+        let model = self.model.as_ref();
+        match job {
+            Job::Classify { instances, reply } => {
+                let _ = reply.send(classify_with(model, &instances, &self.batch_sizes));
+            }
+            Job::Explain {
+                instance,
+                target,
+                steps,
+                reply,
+            } => {
+                let _ = reply.send(max_mnist_core::explain(
+                    model,
+                    instance.raw(),
+                    target,
+                    steps,
+                ));
+            }
+        }
+    }
+}
+
+fn lost(_: oneshot::error::RecvError) -> ApiError {
+    ApiError::Internal("the model's task ended without an answer: try again".into())
+}
+
+/// Classifies `instances` in one forward pass on the calling thread, counting the batch.
+pub fn classify_with(
+    model: &dyn Model,
+    instances: &[Instance],
+    batch_sizes: &Histogram,
+) -> Result<Vec<Classification>, CoreError> {
+    batch_sizes.observe(instances.len() as f64);
+    let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
+    max_mnist_core::classify(model, &raws)
+}
