@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Where a relative model PATH is looked up.
     #[arg(long, env = "MODEL_STORE", value_name = "DIR")]
     pub model_store: Option<PathBuf>,
+    /// The only directory TorchServe's `{"input_file_path": [...]}` may read CSV files from
+    /// (default: such requests are refused).
+    #[arg(long, env = "INPUT_DIR", value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
     #[command(flatten)]
     pub weights: WeightsArg,
 }

@@ -35,6 +35,8 @@ pub struct ServerSettings {
     pub port: u16,
     pub cors_enable: bool,
     pub cors_origins: Vec<String>,
+    /// Where `{"input_file_path": …}` may read CSV files (empty: nowhere).
+    pub input_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -116,6 +118,7 @@ impl Settings {
     pub fn service_settings(&self, metadata: ModelMetadata) -> ServiceSettings {
         ServiceSettings {
             metadata,
+            input_dir: Some(self.server.input_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             api: self.api.clone(),
             cors: CorsSettings {
                 enabled: self.server.cors_enable,

@@ -87,6 +87,9 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let loaded = models::load_all(&to_load, &settings.load_limits())?;
     let first = loaded.first().context("no model to serve")?.model.info();
     let mut service = settings.service_settings(models::metadata(settings, first));
+    if let Some(dir) = args.input_dir {
+        service.input_dir = Some(dir);
+    }
     if let Some(enabled) = args.cors_enable {
         service.cors.enabled = enabled;
     }

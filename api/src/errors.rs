@@ -61,18 +61,27 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The problem itself, out of the instance that holds it.
+fn innermost(err: &InputError) -> &InputError {
+    match err {
+        InputError::At { source, .. } => innermost(source),
+        other => other,
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(err: CoreError) -> Self {
         match err {
-            CoreError::Input(
-                err @ (InputError::TooManyPixels { .. }
-                | InputError::SideTooLong { .. }
-                | InputError::DecoderMemory { .. }),
-            ) => Self::ImageTooLarge(err.to_string()),
-            CoreError::Input(err @ InputError::NotRaster(_)) => {
-                Self::UnsupportedMediaType(err.to_string())
+            CoreError::Input(err) => {
+                let message = err.to_string();
+                match innermost(&err) {
+                    InputError::TooManyPixels { .. }
+                    | InputError::SideTooLong { .. }
+                    | InputError::DecoderMemory { .. } => Self::ImageTooLarge(message),
+                    InputError::NotRaster(_) => Self::UnsupportedMediaType(message),
+                    _ => Self::BadRequest(message),
+                }
             }
-            CoreError::Input(err) => Self::BadRequest(err.to_string()),
             CoreError::Argument(message) => Self::BadRequest(message),
             other @ (CoreError::Weights(_)
             | CoreError::Inference(_)

@@ -3,8 +3,8 @@
 //! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
 use actix_web::web::Bytes;
-use max_mnist_core::{Classification, Explained, RawInput, Work};
-use serde::ser::SerializeSeq;
+use max_mnist_core::{Classification, Explained, RawInput, Record, Work};
+use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
 
 use crate::errors::ApiError;
@@ -19,6 +19,8 @@ pub enum Instance {
     File(Bytes),
     /// Numbers, row-major.
     Tensor(Vec<f64>),
+    /// Named fields: a CSV row, a JSON object.
+    Record(Record),
 }
 
 impl Instance {
@@ -26,6 +28,7 @@ impl Instance {
         match self {
             Self::File(bytes) => RawInput::File(bytes),
             Self::Tensor(values) => RawInput::Tensor(values),
+            Self::Record(record) => RawInput::Record(record),
         }
     }
 }
@@ -73,14 +76,28 @@ pub async fn classify(
     served.work_queue.classify(instances).await
 }
 
-/// Integrated Gradients for one instance: of `target`, or of the model's default target.
+/// Integrated Gradients for each instance: of its target, or of the model's default target. Always
+/// on the work queue: even the Titanic model's 100-row explanation takes 6 ms, too long to hold a
+/// worker.
 pub async fn explain(
+    served: &ServedModel,
+    instances: Vec<(Instance, Option<usize>)>,
+    steps: usize,
+) -> Result<Vec<Explained>, ApiError> {
+    served.work_queue.explain(instances, steps).await
+}
+
+/// One instance's explanation.
+pub async fn explain_one(
     served: &ServedModel,
     instance: Instance,
     target: Option<usize>,
     steps: usize,
 ) -> Result<Explained, ApiError> {
-    served.work_queue.explain(instance, target, steps).await
+    explain(served, vec![(instance, target)], steps)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("the explanation went missing".into()))
 }
 
 /// Flat values written as nested JSON arrays of `shape` (`[28,28]` → 28 rows of 28), as `f32`.
@@ -103,6 +120,22 @@ impl Serialize for Nested<'_> {
             })?;
         }
         seq.end()
+    }
+}
+
+/// Values by feature name, in the model's feature order, as `f32`: `{"age": -0.73, …}`.
+pub struct FeatureMap<'a> {
+    pub names: &'a [String],
+    pub values: &'a [f32],
+}
+
+impl Serialize for FeatureMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.names.len()))?;
+        for (name, value) in self.names.iter().zip(self.values) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
     }
 }
 

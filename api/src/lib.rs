@@ -11,6 +11,7 @@ pub mod registry;
 pub mod routes;
 pub mod settings;
 pub mod startup;
+pub mod tabular;
 pub mod upload;
 pub mod work_queue;
 

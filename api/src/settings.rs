@@ -35,6 +35,8 @@ pub struct ApiInfo {
 pub struct ServiceSettings {
     /// `GET /model/metadata`: the first model's.
     pub metadata: ModelMetadata,
+    /// Where TorchServe's `{"input_file_path": …}` may read CSV files; `None`: nowhere.
+    pub input_dir: Option<std::path::PathBuf>,
     pub api: ApiInfo,
     pub cors: CorsSettings,
     pub limits: RequestLimits,

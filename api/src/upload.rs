@@ -70,6 +70,16 @@ pub async fn read_multipart(
         })?
 }
 
+/// The request's `Content-Type`, lower-cased (empty when absent).
+pub fn content_type(request: &actix_web::HttpRequest) -> String {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
 /// The first part named one of `names`, in the order of `names`.
 pub fn first_part<'a>(parts: &'a [Part], names: &[&str]) -> Option<&'a Part> {
     names

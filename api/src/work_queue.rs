@@ -27,10 +27,9 @@ enum Job {
         reply: oneshot::Sender<Result<Vec<Classification>, CoreError>>,
     },
     Explain {
-        instance: Instance,
-        target: Option<usize>,
+        instances: Vec<(Instance, Option<usize>)>,
         steps: usize,
-        reply: oneshot::Sender<Result<Explained, CoreError>>,
+        reply: oneshot::Sender<Result<Vec<Explained>, CoreError>>,
     },
 }
 
@@ -68,17 +67,15 @@ impl WorkQueue {
         answer.await.map_err(lost)?.map_err(ApiError::from)
     }
 
-    /// Integrated Gradients for one instance: of `target`, or of the model's default target.
+    /// Integrated Gradients for each instance: of its target, or of the model's default target.
     pub async fn explain(
         self: &Arc<Self>,
-        instance: Instance,
-        target: Option<usize>,
+        instances: Vec<(Instance, Option<usize>)>,
         steps: usize,
-    ) -> Result<Explained, ApiError> {
+    ) -> Result<Vec<Explained>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Explain {
-            instance,
-            target,
+            instances,
             steps,
             reply,
         });
@@ -136,17 +133,11 @@ impl WorkQueue {
                 let _ = reply.send(classify_with(model, &instances, &self.batch_sizes));
             }
             Job::Explain {
-                instance,
-                target,
+                instances,
                 steps,
                 reply,
             } => {
-                let _ = reply.send(max_mnist_core::explain(
-                    model,
-                    instance.raw(),
-                    target,
-                    steps,
-                ));
+                let _ = reply.send(explain_with(model, &instances, steps));
             }
         }
     }
@@ -154,6 +145,19 @@ impl WorkQueue {
 
 fn lost(_: oneshot::error::RecvError) -> ApiError {
     ApiError::Internal("the model's task ended without an answer: try again".into())
+}
+
+/// Explains each instance on the calling thread.
+fn explain_with(
+    model: &dyn Model,
+    instances: &[(Instance, Option<usize>)],
+    steps: usize,
+) -> Result<Vec<Explained>, CoreError> {
+    let raws: Vec<(RawInput<'_>, Option<usize>)> = instances
+        .iter()
+        .map(|(instance, target)| (instance.raw(), *target))
+        .collect();
+    max_mnist_core::explain_all(model, &raws, steps)
 }
 
 /// Classifies `instances` in one forward pass on the calling thread, counting the batch.

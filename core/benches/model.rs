@@ -1,9 +1,10 @@
 //! `cargo bench -p max-mnist-core`: the models' costs — the header peek that decides where a
 //! request runs, decoding, the MNIST-style normalisation, the forward passes at batch 1 and 64
 //! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel and
-//! candle's layers), and Integrated Gradients explanations.
+//! candle's layers), Integrated Gradients explanations, and the Titanic model on a 100-row CSV.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
-//! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` when that variable is set.
+//! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` and the Titanic model from
+//! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -201,5 +202,62 @@ fn net_benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, input_benches, my_convnet_benches, net_benches);
+fn titanic_benches(c: &mut Criterion) {
+    let Some(dir) = std::env::var_os("MNIST_TITANIC_DIR").map(PathBuf::from) else {
+        eprintln!("note: MNIST_TITANIC_DIR is not set, so the Titanic model is not measured");
+        return;
+    };
+    let source = max_mnist_core::ModelSource {
+        path: dir.join("titanic.mar"),
+        name: None,
+        version: None,
+    };
+    let model = max_mnist_core::load(&source, &limits()).expect("titanic.mar loads");
+    // 100 passengers: the survived test file's 71 rows, then 29 of the other's.
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join("test_data").join(file)).expect("a test file")
+    };
+    let (survived, not_survived) = (
+        read("titanic_survived.csv"),
+        read("titanic_not_survived.csv"),
+    );
+    let csv: String = survived
+        .lines()
+        .chain(not_survived.lines().skip(1).take(29))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let rows = max_mnist_core::records::parse_csv(csv.as_bytes(), 1000).expect("parses");
+    assert_eq!(rows.len(), 100);
+    let mut group = c.benchmark_group("titanic");
+    group.bench_function("predict 100-row CSV", |b| {
+        b.iter(|| {
+            let rows = max_mnist_core::records::parse_csv(csv.as_bytes(), 1000).expect("parses");
+            let raws: Vec<RawInput<'_>> = rows.iter().map(RawInput::Record).collect();
+            max_mnist_core::classify(model.as_ref(), &raws).expect("classifies")
+        })
+    });
+    group.bench_function("explain 100-row CSV, 50 steps", |b| {
+        b.iter(|| {
+            let rows = max_mnist_core::records::parse_csv(csv.as_bytes(), 1000).expect("parses");
+            let raws: Vec<(RawInput<'_>, Option<usize>)> =
+                rows.iter().map(|r| (RawInput::Record(r), None)).collect();
+            max_mnist_core::explain_all(model.as_ref(), &raws, 50).expect("explains")
+        })
+    });
+    let one = model
+        .pre_process(RawInput::Record(&rows[0]))
+        .expect("a passenger");
+    group.bench_function("explain one row, 50 steps", |b| {
+        b.iter(|| model.explain(&one, 1, 50).expect("explains"))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    input_benches,
+    my_convnet_benches,
+    net_benches,
+    titanic_benches
+);
 criterion_main!(benches);

@@ -32,6 +32,22 @@ pub enum InputError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error("column `{column}`: {problem}")]
+    Field { column: String, problem: String },
+    #[error("no `{column}`: {hint}")]
+    MissingColumn { column: String, hint: String },
+    #[error("the CSV {0}")]
+    Csv(String),
+    #[error("more than {limit} rows (setting limits.max_instances): split the CSV")]
+    TooManyRows { limit: usize },
+    /// One instance's problem in a request of several.
+    #[error("{what} {index}: {source}")]
+    At {
+        /// `row` (numbered from 1, as in a CSV) or `instance` (from 0, as KServe numbers them).
+        what: &'static str,
+        index: usize,
+        source: Box<InputError>,
+    },
     #[error("decoding the image would need more than {limit} bytes of memory (setting limits.max_decoder_bytes): send a smaller image")]
     DecoderMemory { limit: u64 },
 }

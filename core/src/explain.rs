@@ -17,6 +17,28 @@ pub struct Explanation {
     pub convergence_delta: f32,
 }
 
+impl Explanation {
+    /// The mean per input value over `explanations` (of one target), as the Titanic example's
+    /// handler answers; `None` for none.
+    pub fn mean(explanations: &[Explanation]) -> Option<Explanation> {
+        let first = explanations.first()?;
+        let count = explanations.len() as f64;
+        let mut sums = vec![0f64; first.attributions.len()];
+        let mut delta = 0f64;
+        for explanation in explanations {
+            for (sum, &a) in sums.iter_mut().zip(&explanation.attributions) {
+                *sum += f64::from(a);
+            }
+            delta += f64::from(explanation.convergence_delta);
+        }
+        Some(Explanation {
+            target: first.target,
+            attributions: sums.iter().map(|s| (s / count) as f32).collect(),
+            convergence_delta: (delta / count) as f32,
+        })
+    }
+}
+
 /// Most quadrature points accepted.
 pub const MAX_STEPS: usize = 512;
 /// The quadrature points TorchServe's image handlers give Captum.

@@ -67,6 +67,11 @@ impl ImagePipeline {
     ) -> Result<ModelInput, CoreError> {
         let transform = |pixel| self.normalisation.pixel(pixel);
         match raw {
+            RawInput::Record(_) => Err(InputError::WrongKind {
+                expected: "an image (a file, or intensities of shape [28,28], [1,28,28] or [784])",
+                found: "a record of named fields",
+            }
+            .into()),
             RawInput::File(bytes) => {
                 let pixels = to_mnist_pixels(decode(bytes, &self.limits)?);
                 Ok(ModelInput(pixels.iter().copied().map(transform).collect()))

@@ -3,6 +3,7 @@
 
 pub mod architectures;
 pub mod archive;
+pub mod chart;
 pub mod error;
 pub mod explain;
 pub mod heatmap;
@@ -11,6 +12,7 @@ pub mod loading;
 pub mod matmul;
 pub mod model;
 pub mod normalise;
+pub mod records;
 pub mod weights;
 
 pub use architectures::{Architecture, ModelIdentity};
@@ -19,6 +21,7 @@ pub use explain::Explanation;
 pub use image_input::ImageLimits;
 pub use loading::{load, LoadLimits, ModelSource};
 pub use model::{
-    classify, explain, ClassProbability, Classification, DefaultTarget, Explained, InputKind,
-    Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput, Work,
+    classify, explain, explain_all, ClassProbability, Classification, DefaultTarget, Explained,
+    InputKind, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput, Work,
 };
+pub use records::{Field, Record};

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::architectures::Architecture;
 use crate::explain::Explanation;
 use crate::image_input::declared_pixels;
+use crate::records::Record;
 use crate::{CoreError, InputError};
 
 /// One instance as a client sent it, before the model's pre-processing.
@@ -16,6 +17,8 @@ pub enum RawInput<'a> {
     File(&'a [u8]),
     /// Numbers, row-major, of the shape [`InputInfo::shape`] describes.
     Tensor(&'a [f64]),
+    /// Named fields: a CSV row under its header, or a JSON object.
+    Record(&'a Record),
 }
 
 /// One instance after pre-processing, as the network takes it: [`InputInfo::len`] values, row-major.
@@ -123,6 +126,7 @@ pub trait Model: Send + Sync {
             .map(|raw| match raw {
                 RawInput::File(bytes) => declared_pixels(bytes).unwrap_or(0),
                 RawInput::Tensor(values) => values.len() as u64,
+                RawInput::Record(_) => 0,
             })
             .sum();
         Work {
@@ -132,14 +136,24 @@ pub trait Model: Send + Sync {
     }
 }
 
-/// Pre-processes every instance, runs them in one forward pass and post-processes each.
+/// Pre-processes every instance, runs them in one forward pass and post-processes each. An input
+/// error names its instance: `row 3` (tabular models, from 1 as CSV rows are numbered) or, in a
+/// batch of several images, `instance 2` (from 0 as KServe numbers them).
 pub fn classify(
     model: &dyn Model,
     batch: &[RawInput<'_>],
 ) -> Result<Vec<Classification>, CoreError> {
     let inputs = batch
         .iter()
-        .map(|&raw| model.pre_process(raw))
+        .enumerate()
+        .map(|(index, &raw)| {
+            model.pre_process(raw).map_err(|err| match err {
+                CoreError::Input(err) if names_instances(model.info(), batch.len()) => {
+                    CoreError::Input(located(model.info(), index, err))
+                }
+                other => other,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(model
         .predict(&inputs)?
@@ -148,12 +162,59 @@ pub fn classify(
         .collect())
 }
 
+/// Whether an error names its instance: always a tabular model's row, an image when there are several.
+fn names_instances(info: &ModelInfo, count: usize) -> bool {
+    info.input.kind == InputKind::Features || count > 1
+}
+
+/// How a request names its `index`th instance: `row 3` (from 1) or `instance 2` (from 0).
+fn position(info: &ModelInfo, index: usize) -> (&'static str, usize) {
+    match info.input.kind {
+        InputKind::Features => ("row", index + 1),
+        InputKind::Image => ("instance", index),
+    }
+}
+
+/// An input error placed in its request: `row 3` or `instance 2`.
+pub fn located(info: &ModelInfo, index: usize, err: InputError) -> InputError {
+    let (what, index) = position(info, index);
+    InputError::At {
+        what,
+        index,
+        source: Box::new(err),
+    }
+}
+
 /// An explained instance: its input, what the model predicted, and the attributions.
 #[derive(Debug, Clone)]
 pub struct Explained {
     pub input: ModelInput,
     pub classification: Classification,
     pub explanation: Explanation,
+}
+
+/// [`explain`] for each instance, in order; an error names its instance as [`classify`] does.
+pub fn explain_all(
+    model: &dyn Model,
+    batch: &[(RawInput<'_>, Option<usize>)],
+    steps: usize,
+) -> Result<Vec<Explained>, CoreError> {
+    batch
+        .iter()
+        .enumerate()
+        .map(|(index, &(raw, target))| {
+            explain(model, raw, target, steps).map_err(|err| match err {
+                CoreError::Input(err) if names_instances(model.info(), batch.len()) => {
+                    CoreError::Input(located(model.info(), index, err))
+                }
+                CoreError::Argument(message) if names_instances(model.info(), batch.len()) => {
+                    let (what, index) = position(model.info(), index);
+                    CoreError::Argument(format!("{what} {index}: {message}"))
+                }
+                other => other,
+            })
+        })
+        .collect()
 }
 
 /// Pre-processes one instance, predicts it and explains output `target`, or the model's default

@@ -1,9 +1,12 @@
 // Drives Debian's chromium headless (playwright-core) against a running max-mnist:
-//   node tests/browser/check_pages.mjs BASE_URL SAMPLES_DIR SCREENSHOT_DIR
+//   node tests/browser/check_pages.mjs BASE_URL SAMPLES_DIR SCREENSHOT_DIR [TABULAR_MODEL]
 // 1. /demo: draws a 7 on the canvas with the mouse, waits for the prediction on screen, checks the ten
 //    bars and the heatmap, takes a screenshot.
 // 2. Swagger UI at /: opens POST /model/predict, "Try it out", picks samples/3.png in the file
 //    picker, executes, and waits for "status": "ok" in the response; takes a screenshot.
+// 3. With TABULAR_MODEL (the Titanic example): /demo?model=TABULAR_MODEL, a third-class man is
+//    answered "Not Survived", then a first-class woman "Survived", with the attribution chart;
+//    takes a screenshot.
 // Exits non-zero with a message on the first failure. Needs NODE_PATH or a node_modules holding
 // playwright-core; CHROMIUM (default /usr/bin/chromium).
 import { createRequire } from "node:module";
@@ -12,7 +15,7 @@ import path from "node:path";
 // require() honours NODE_PATH, so playwright-core can live outside the repository.
 const { chromium } = createRequire(import.meta.url)("playwright-core");
 
-const [base, samples, shots] = process.argv.slice(2);
+const [base, samples, shots, tabular] = process.argv.slice(2);
 if (!base || !samples || !shots) {
   console.error("usage: node check_pages.mjs BASE_URL SAMPLES_DIR SCREENSHOT_DIR");
   process.exit(2);
@@ -25,6 +28,7 @@ const browser = await chromium.launch({
 try {
   await demoPage();
   await swaggerUpload();
+  if (tabular) await passengerPage(tabular);
   console.log("browser checks passed");
 } catch (error) {
   console.error(`browser check failed: ${error.message}`);
@@ -75,5 +79,32 @@ async function swaggerUpload() {
   await operation.scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(shots, "swagger-ui.png"), fullPage: false });
   console.log('swagger ui: samples/3.png uploaded through the file picker, "status": "ok", prediction 3');
+  await page.close();
+}
+
+async function passengerPage(model) {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  await page.goto(`${base}/demo?model=${model}`);
+  // The answer to the latest question: its verdict, and no question in flight.
+  const verdict = async (expected) => {
+    await page.waitForFunction((text) => document.querySelector("#verdict").textContent === text
+        && document.querySelector("#status").textContent.startsWith("Probability"),
+      expected, { timeout: 10000 });
+  };
+  await verdict("Not Survived");
+  await page.selectOption("#sex", "female");
+  await page.selectOption("#pclass", "1");
+  await page.fill("#fare", "80");
+  await page.fill("#age", "29");
+  await verdict("Survived");
+  const status = await page.locator("#status").textContent();
+  const percent = Number((status.match(/([0-9.]+) %/) || [])[1]);
+  if (!(percent > 50)) throw new Error(`a first-class woman: ${status}`);
+  await page.waitForFunction(() => {
+    const img = document.querySelector("#chart");
+    return img.complete && img.naturalWidth >= 400;
+  }, null, { timeout: 10000 });
+  await page.screenshot({ path: path.join(shots, "titanic.png") });
+  console.log(`passengers: a third-class man Not Survived, a first-class woman Survived (${status.trim()}), chart shown`);
   await page.close();
 }

@@ -1,19 +1,29 @@
 //! The pages as a person uses them, in Debian's chromium driven headless by playwright-core:
-//! `tests/browser/check_pages.mjs` draws a 7 on `/demo` and uploads a sample through Swagger UI.
+//! `tests/browser/check_pages.mjs` draws a 7 on `/demo`, uploads a sample through Swagger UI, and
+//! fills in passengers on the Titanic model's `/demo?model=titanic`.
 
 use std::process::Command;
 
-use crate::helpers::{data_dir, project_root, ServerProcess};
+use crate::helpers::{data_dir, project_root, titanic_dir, upstream_weights, ServerProcess};
 
 /// A `node_modules` directory holding `playwright-core` (`.ci/run` installs it from npm).
 const NODE_MODULES_VAR: &str = "MNIST_BROWSER_NODE_MODULES";
 
 #[test]
-fn a_digit_drawn_on_the_demo_page_and_a_swagger_ui_upload_are_classified() {
+fn a_drawn_digit_a_swagger_ui_upload_and_a_passenger_form_are_answered() {
     let Some(node_modules) = data_dir(NODE_MODULES_VAR) else {
         return;
     };
-    let server = ServerProcess::start(&[]);
+    let Some(titanic) = titanic_dir() else {
+        return;
+    };
+    // The MAX model first (it answers /demo and the MAX routes), the Titanic example beside it.
+    let models = format!(
+        "mnist={},titanic={}",
+        upstream_weights().display(),
+        titanic.join("titanic.mar").display()
+    );
+    let server = ServerProcess::serve(&["--models", &models], &[]);
     let screenshots = project_root().join("target/browser-screenshots");
     std::fs::create_dir_all(&screenshots).expect("screenshot directory");
     let output = Command::new("node")
@@ -21,6 +31,7 @@ fn a_digit_drawn_on_the_demo_page_and_a_swagger_ui_upload_are_classified() {
         .arg(&server.url)
         .arg(project_root().join("samples"))
         .arg(&screenshots)
+        .arg("titanic")
         .env("NODE_PATH", &node_modules)
         .output()
         .unwrap_or_else(|err| panic!("run node: {err}"));
@@ -31,7 +42,7 @@ fn a_digit_drawn_on_the_demo_page_and_a_swagger_ui_upload_are_classified() {
         String::from_utf8_lossy(&output.stderr),
         server.log()
     );
-    for shot in ["demo.png", "swagger-ui.png"] {
+    for shot in ["demo.png", "swagger-ui.png", "titanic.png"] {
         let size = std::fs::metadata(screenshots.join(shot)).map_or(0, |m| m.len());
         assert!(size > 10_000, "{shot} is {size} bytes");
     }

@@ -29,6 +29,9 @@ pub const REFERENCE_DIR_VAR: &str = "MNIST_REFERENCE_DIR";
 /// The directory of TorchServe's MNIST example: `mnist.mar`, `mnist_cnn.pt`, `mnist_cnn_legacy.pt`,
 /// `reference-t10k.json`, `captum-ig-t10k.json`.
 pub const TORCHSERVE_DIR_VAR: &str = "MNIST_TORCHSERVE_DIR";
+/// The directory of the TorchServe + Captum Titanic example: `titanic.mar`, `titanic_state_dict.pt`,
+/// `titanic3.csv`, `test_data/*.csv`, PyTorch's and Captum's `reference.json`.
+pub const TITANIC_DIR_VAR: &str = "MNIST_TITANIC_DIR";
 
 pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -165,6 +168,27 @@ pub fn torchserve_model() -> Option<Arc<dyn Model>> {
     MODEL
         .get_or_init(|| torchserve_dir().map(|dir| load_model(&dir.join("mnist.mar"), None)))
         .clone()
+}
+
+/// The Titanic example's directory, or `None` (with a note) outside CI.
+pub fn titanic_dir() -> Option<PathBuf> {
+    data_dir(TITANIC_DIR_VAR)
+}
+
+/// The Titanic example's `titanic.mar`, loaded once.
+pub fn titanic_model() -> Option<Arc<dyn Model>> {
+    static MODEL: OnceLock<Option<Arc<dyn Model>>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| titanic_dir().map(|dir| load_model(&dir.join("titanic.mar"), None)))
+        .clone()
+}
+
+/// PyTorch's and Captum's outputs for the Titanic test files.
+pub fn titanic_reference() -> Option<Value> {
+    let path = titanic_dir()?.join("reference.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    Some(serde_json::from_str(&text).expect("reference JSON parses"))
 }
 
 /// A JSON file of TorchServe's example directory.
@@ -322,9 +346,13 @@ pub fn spawn_app_with(service: ServiceSettings) -> TestApp {
 
 /// The server with `models` (the first answers the MAX routes), as `serve --models` runs it.
 pub fn spawn_app_serving(models: Vec<LoadedModel>) -> TestApp {
-    let settings = settings();
+    spawn_app_with_models(models, service_settings())
+}
+
+/// [`spawn_app_serving`] with other service settings (the metadata is the first model's).
+pub fn spawn_app_with_models(models: Vec<LoadedModel>, mut service: ServiceSettings) -> TestApp {
     let first = models.first().expect("a model").model.info();
-    let service = settings.service_settings(max_mnist::models::metadata(&settings, first));
+    service.metadata = max_mnist::models::metadata(&settings(), first);
     spawn(models, service)
 }
 

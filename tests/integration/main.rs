@@ -15,6 +15,8 @@ mod model_routes;
 mod operations;
 mod python_clients;
 mod several_models;
+mod titanic;
+mod titanic_routes;
 mod torchserve_mnist;
 mod torchserve_routes;
 mod weights;

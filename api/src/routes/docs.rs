@@ -3,10 +3,12 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use serde::Serialize;
-use utoipa::ToSchema;
+use max_mnist_core::InputKind;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::errors::ApiError;
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -55,19 +57,62 @@ fn openapi_response(state: &AppState) -> HttpResponse {
         .body(state.openapi_json.clone())
 }
 
-/// A self-contained page (no CDN) to draw or upload a digit and see the prediction, the ten
-/// probabilities and the explanation heatmap; it calls `model/predict` and `model/explain`.
-#[utoipa::path(get, path = "/demo", tag = "operations", responses(
-    (status = 200, description = "The demo page", content_type = "text/html", body = String),
-))]
-#[get("/demo")]
-pub async fn demo() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(DEMO_PAGE)
+#[derive(Deserialize, IntoParams)]
+pub struct DemoQuery {
+    /// The model to try (default: the first).
+    model: Option<String>,
 }
 
-const DEMO_PAGE: &str = include_str!("../../static/demo.html");
+/// A self-contained page (no CDN) to try a model through the public API: for an image model, draw
+/// or upload a digit and see the prediction, the ten probabilities and the explanation heatmap;
+/// for a tabular one, change a passenger's fields and see the survival probability and the
+/// attribution chart.
+#[utoipa::path(get, path = "/demo", tag = "operations", params(DemoQuery), responses(
+    (status = 200, description = "The demo page", content_type = "text/html", body = String),
+    (status = 404, description = "A model not served", body = crate::errors::ErrorBody),
+))]
+#[get("/demo")]
+pub async fn demo(
+    query: web::Query<DemoQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let served = match &query.model {
+        Some(name) => state.registry.resolve(name, None)?,
+        None => state.registry.first().ok_or_else(|| {
+            ApiError::NotFound("this server serves no model at the moment".into())
+        })?,
+    };
+    let page = match served.info().input.kind {
+        InputKind::Image => DIGIT_PAGE.to_owned(),
+        InputKind::Features => PASSENGER_PAGE.replacen(
+            "<html lang=\"en\">",
+            &format!(
+                "<html lang=\"en\" data-model=\"{}\">",
+                html_escaped(&served.info().name)
+            ),
+            1,
+        ),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page))
+}
+
+const DIGIT_PAGE: &str = include_str!("../../static/demo.html");
+const PASSENGER_PAGE: &str = include_str!("../../static/passenger.html");
+
+fn html_escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            other => other.to_string(),
+        })
+        .collect()
+}
 
 #[get("/swagger-ui")]
 async fn swagger_ui_without_slash() -> HttpResponse {

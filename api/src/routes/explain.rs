@@ -4,15 +4,17 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use max_mnist_core::{Explained, Explanation, InputKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::MaxModel;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
-use crate::inference::{explain, trimmed, Instance, Nested};
+use crate::inference::{explain, explain_one, trimmed, FeatureMap, Instance, Nested};
 use crate::options::Options;
+use crate::registry::ServedModel;
 use crate::upload::{first_part, read_multipart};
-use crate::AppState;
+use crate::{tabular, AppState};
 
 /// Quadrature points when the request names none.
 pub const DEFAULT_STEPS: usize = 50;
@@ -64,9 +66,39 @@ pub struct ExplainResponse<'a> {
     convergence_delta: f32,
 }
 
+/// The explanation of passengers: the mean attribution per feature, and each passenger's.
+#[derive(Serialize, ToSchema)]
+pub struct TabularExplainResponse<'a> {
+    #[schema(example = "ok")]
+    status: &'static str,
+    #[schema(example = 1)]
+    target: usize,
+    #[schema(example = "Survived")]
+    label: &'a str,
+    /// The mean attribution per feature over the passengers, `{"age": -0.73, …}`.
+    #[schema(value_type = Object)]
+    attributions: FeatureMap<'a>,
+    /// The mean convergence delta.
+    convergence_delta: f32,
+    rows: Vec<PassengerExplanation<'a>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PassengerExplanation<'a> {
+    #[schema(example = 1)]
+    prediction: usize,
+    /// The probability of `target`.
+    probability: f32,
+    #[schema(value_type = Object)]
+    attributions: FeatureMap<'a>,
+    convergence_delta: f32,
+}
+
 /// Explains a prediction with Integrated Gradients (as Captum's, baseline zero in normalised
 /// space, Gauss–Legendre). `Accept: image/png` or `format=png` answers a picture instead: for an
-/// image, a 280×280 heatmap, red pushed towards the target, blue against it.
+/// image, a 280×280 heatmap, red pushed towards the target, blue against it. For a tabular first
+/// model, the passengers of a CSV upload or JSON body, their mean attribution per feature, and a
+/// bar chart of it as the picture.
 #[utoipa::path(
     post,
     path = "/model/explain",
@@ -86,8 +118,12 @@ pub async fn explain_route(
     request: HttpRequest,
     model: MaxModel,
     state: web::Data<AppState>,
-    multipart: Multipart,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    if model.info().input.kind == InputKind::Features {
+        return explain_passengers(&request, &model, &state, payload).await;
+    }
+    let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
     let options = Options::new(&request, &parts)?;
     let target = options.number("target")?;
@@ -96,7 +132,7 @@ pub async fn explain_route(
     let file = first_part(&parts, &["file", "image"])
         .map(|part| part.data.clone())
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
-    let explained = explain(&model, Instance::File(file), target, steps).await?;
+    let explained = explain_one(&model, Instance::File(file), target, steps).await?;
     if png {
         let png = model
             .model
@@ -112,6 +148,71 @@ pub async fn explain_route(
             shape: trimmed(&model.info().input.shape),
         },
         convergence_delta: explained.explanation.convergence_delta,
+    }))
+}
+
+/// The passengers of a CSV upload or JSON body, explained; options from the query string, `target`
+/// also from the body.
+async fn explain_passengers(
+    request: &HttpRequest,
+    model: &ServedModel,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let options = Options::new(request, &[])?;
+    let steps = options.number("steps")?.unwrap_or(DEFAULT_STEPS);
+    let png = options.wants_png(request)?;
+    let body = tabular::read(request, payload, &state.settings).await?;
+    let target = match (options.number("target")?, body.target) {
+        (Some(query), Some(inside)) if query != inside => {
+            return Err(ApiError::BadRequest(format!(
+                "target is {query} in the query string and {inside} in the body: give it once"
+            )))
+        }
+        (query, inside) => query.or(inside),
+    };
+    let requests = body.instances.into_iter().map(|i| (i, target)).collect();
+    let explained: Vec<Explained> = explain(model, requests, steps).await?;
+    let explanations: Vec<Explanation> = explained.iter().map(|e| e.explanation.clone()).collect();
+    let (Some(first), Some(mean)) = (explained.first(), Explanation::mean(&explanations)) else {
+        return Err(ApiError::Internal("no explanation came back".into()));
+    };
+    if png {
+        let picture = model.model.explanation_png(&first.input, &mean)?;
+        return Ok(HttpResponse::Ok().content_type("image/png").body(picture));
+    }
+    let info = model.info();
+    let names = &info.input.feature_names;
+    Ok(HttpResponse::Ok().json(TabularExplainResponse {
+        status: "ok",
+        target: mean.target,
+        label: info
+            .output
+            .labels
+            .get(mean.target)
+            .map_or("", String::as_str),
+        attributions: FeatureMap {
+            names,
+            values: &mean.attributions,
+        },
+        convergence_delta: mean.convergence_delta,
+        rows: explained
+            .iter()
+            .map(|e| PassengerExplanation {
+                prediction: e.classification.class,
+                probability: e
+                    .classification
+                    .probabilities
+                    .get(e.explanation.target)
+                    .copied()
+                    .unwrap_or(0.0),
+                attributions: FeatureMap {
+                    names,
+                    values: &e.explanation.attributions,
+                },
+                convergence_delta: e.explanation.convergence_delta,
+            })
+            .collect(),
     }))
 }
 

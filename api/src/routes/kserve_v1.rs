@@ -8,10 +8,12 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{check_instance_count, classify, explain, trimmed, Instance, Nested};
+use crate::inference::{
+    check_instance_count, classify, explain, trimmed, FeatureMap, Instance, Nested,
+};
 use crate::registry::{Resolved, ServedModel};
 use crate::upload::{decode_base64, parse_json, read_body};
-use crate::AppState;
+use crate::{tabular, AppState};
 
 type Model = Resolved<KServeError>;
 
@@ -20,7 +22,9 @@ fn instance_hint(info: &ModelInfo) -> String {
     let shapes = info.input.describe_shapes();
     match info.input.kind {
         InputKind::Image => format!("each instance is {{\"data\": \"<base64 image>\"}}, a base64 string, or intensities of shape {shapes}"),
-        InputKind::Features => format!("each instance is numbers of shape {shapes}"),
+        InputKind::Features => format!(
+            "each instance is an object of named fields or a row of numbers of shape {shapes}"
+        ),
     }
 }
 
@@ -164,11 +168,20 @@ async fn model_action(
     Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
 }
 
+/// One instance's attributions: in its shape (28×28 for the digit models), or by feature name.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Attributions<'a> {
+    Shaped(Nested<'a>),
+    Named(FeatureMap<'a>),
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ExplainResponse<'a> {
-    /// The attributions of each instance, in the instance's shape (28×28 for the digit models).
-    #[schema(value_type = Vec<Vec<Vec<f32>>>)]
-    explanations: Vec<Nested<'a>>,
+    /// The attributions of each instance: in its shape (28×28 for the digit models), or by feature
+    /// name (`{"age": …}`) for tabular ones.
+    #[schema(value_type = Vec<Object>)]
+    explanations: Vec<Attributions<'a>>,
 }
 
 async fn explain_instances(
@@ -176,7 +189,7 @@ async fn explain_instances(
     values: &[Value],
     instances: Vec<Instance>,
 ) -> Result<HttpResponse, KServeError> {
-    let mut explained = Vec::with_capacity(instances.len());
+    let mut requests = Vec::with_capacity(instances.len());
     for (index, (value, instance)) in values.iter().zip(instances).enumerate() {
         let target = match value.get("target") {
             None | Some(Value::Null) => None,
@@ -191,31 +204,34 @@ async fn explain_instances(
                     })?,
             ),
         };
-        let steps = model.info().explanation.steps;
-        let one = explain(model, instance, target, steps)
-            .await
-            .map_err(|err| match err {
-                ApiError::BadRequest(message) => {
-                    ApiError::BadRequest(format!("instance {index}: {message}"))
-                }
-                other => other,
-            })?;
-        explained.push(one);
+        requests.push((instance, target));
     }
-    let shape = trimmed(&model.info().input.shape);
+    let info = model.info();
+    let explained = explain(model, requests, info.explanation.steps).await?;
+    let shape = trimmed(&info.input.shape);
     Ok(HttpResponse::Ok().json(ExplainResponse {
         explanations: explained
             .iter()
-            .map(|e| Nested {
-                values: &e.explanation.attributions,
-                shape,
+            .map(|e| match info.input.kind {
+                InputKind::Image => Attributions::Shaped(Nested {
+                    values: &e.explanation.attributions,
+                    shape,
+                }),
+                InputKind::Features => Attributions::Named(FeatureMap {
+                    names: &info.input.feature_names,
+                    values: &e.explanation.attributions,
+                }),
             })
             .collect(),
     }))
 }
 
-/// One v1 instance: `{"data": base64}` (or `{"b64": …}`), a base64 string, or a numeric tensor.
+/// One v1 instance: for an image model `{"data": base64}` (or `{"b64": …}`), a base64 string, or
+/// a numeric tensor; for a tabular one, an object of named fields or a row of numbers.
 fn instance(value: &Value, info: &ModelInfo) -> Result<Instance, String> {
+    if info.input.kind == InputKind::Features {
+        return tabular::instance(value);
+    }
     match value {
         Value::String(text) => decode_file(text, info),
         Value::Object(fields) => match fields.get("data").or_else(|| fields.get("b64")) {

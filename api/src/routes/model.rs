@@ -3,6 +3,7 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use max_mnist_core::InputKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,7 +12,7 @@ use crate::inference::{classify, Instance};
 use crate::options::Options;
 use crate::registry::Resolved;
 use crate::upload::{first_part, read_multipart};
-use crate::{AppState, ModelMetadata};
+use crate::{tabular, AppState, ModelMetadata};
 
 /// The first model, which the MAX routes answer with.
 pub type MaxModel = Resolved<ApiError>;
@@ -80,6 +81,9 @@ pub struct PredictionBody {
     /// The class (for the digit models, the digit).
     #[schema(example = 7)]
     prediction: usize,
+    /// The class's label, for tabular models (`Survived`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
     /// Softmax probability, 0 to 1.
     #[schema(example = 0.9987)]
     probability: f32,
@@ -89,17 +93,20 @@ pub struct PredictionBody {
 pub struct PredictResponse {
     #[schema(example = "ok")]
     status: &'static str,
-    /// Most probable first.
+    /// An image: its most probable classes, most probable first. Passengers: each one's most
+    /// probable class, in order.
     predictions: Vec<PredictionBody>,
 }
 
-/// Classifies the image in an upload.
+/// Classifies the image in an upload; for a tabular first model, each passenger of a CSV upload or
+/// JSON body.
 #[utoipa::path(
     post,
     path = "/model/predict",
     tag = "MAX",
     params(("top_k" = Option<u8>, Query, description = "As the form field `top_k`")),
-    request_body(content = PredictForm, content_type = "multipart/form-data"),
+    request_body(content = PredictForm, content_type = "multipart/form-data",
+        description = "An image in `file`; for a tabular model, a CSV in `file`, or a `text/csv` or JSON body"),
     responses(
         (status = 200, description = "The most probable classes", body = PredictResponse),
         (status = 400, description = "No image, an undecodable image, or a bad `top_k`", body = ErrorBody),
@@ -114,8 +121,34 @@ pub async fn predict(
     request: HttpRequest,
     model: MaxModel,
     state: web::Data<AppState>,
-    multipart: Multipart,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let info = model.info();
+    if info.input.kind == InputKind::Features {
+        if Options::new(&request, &[])?
+            .number("top_k")?
+            .is_some_and(|k| k != 1)
+        {
+            return Err(ApiError::BadRequest(
+                "top_k is for images: a passenger's answer is its most probable class".into(),
+            ));
+        }
+        let body = tabular::read(&request, payload, &state.settings).await?;
+        let predictions = classify(&model, body.instances)
+            .await?
+            .iter()
+            .map(|c| PredictionBody {
+                prediction: c.class,
+                label: info.output.labels.get(c.class).cloned(),
+                probability: c.probabilities.get(c.class).copied().unwrap_or(0.0),
+            })
+            .collect();
+        return Ok(HttpResponse::Ok().json(PredictResponse {
+            status: "ok",
+            predictions,
+        }));
+    }
+    let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
     let options = Options::new(&request, &parts)?;
     let classes = model.info().output.labels.len();
@@ -143,6 +176,7 @@ pub async fn predict(
             .into_iter()
             .map(|p| PredictionBody {
                 prediction: p.class,
+                label: None,
                 probability: p.probability,
             })
             .collect(),

@@ -3,17 +3,21 @@
 //! `/models[/{model}]`.
 
 use actix_multipart::Multipart;
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use max_mnist_core::{Explanation, InputKind};
+
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
-use crate::inference::{classify, explain, Instance, Nested};
+use crate::inference::{classify, explain, FeatureMap, Instance, Nested};
+use crate::options::Options;
 use crate::registry::{Resolved, ServedModel};
+use crate::tabular;
 use crate::upload::{
-    decode_base64, first_part, parse_json, parse_number, read_body, read_multipart, text_part,
+    content_type, decode_base64, first_part, parse_json, parse_number, read_body, read_multipart,
+    text_part,
 };
 use crate::AppState;
 
@@ -29,28 +33,33 @@ pub struct Base64Image {
     target: Option<usize>,
 }
 
-/// What a TorchServe request carries: the file, and the class to explain when it names one.
+/// What a TorchServe request carries: its instances, and the class to explain when it names one.
 struct TorchServeBody {
-    file: Bytes,
+    instances: Vec<Instance>,
     target: Option<usize>,
 }
 
-/// The file in any of the bodies TorchServe's image handlers accept.
+/// The instances of any body the model's TorchServe handler accepts: an image (raw, multipart, or
+/// base64 JSON) for an image model, passengers (CSV, JSON records) for a tabular one.
 async fn read_request(
     request: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
+    model: &ServedModel,
 ) -> Result<TorchServeBody, ApiError> {
+    if model.info().input.kind == InputKind::Features {
+        let body = tabular::read(request, payload, &state.settings).await?;
+        return Ok(TorchServeBody {
+            instances: body.instances,
+            target: body.target,
+        });
+    }
+    let file = |file: Bytes| vec![Instance::File(file)];
     let limits = &state.settings.limits;
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
+    let content_type = content_type(request);
     if content_type.starts_with("multipart/form-data") {
         let parts = read_multipart(Multipart::new(request.headers(), payload), limits).await?;
-        let file = first_part(&parts, &["data", "file"])
+        let image = first_part(&parts, &["data", "file"])
             .map(|part| part.data.clone())
             .ok_or_else(|| {
                 ApiError::BadRequest(format!(
@@ -60,33 +69,37 @@ async fn read_request(
         let target = text_part(&parts, "target")?
             .map(|value| parse_number(&value, "target"))
             .transpose()?;
-        return Ok(TorchServeBody { file, target });
+        return Ok(TorchServeBody {
+            instances: file(image),
+            target,
+        });
     }
     let body = read_body(payload, limits).await?;
     if content_type.starts_with("application/json") {
         let json: Base64Image = parse_json(&body, limits)?;
         return Ok(TorchServeBody {
-            file: decode_base64(&json.data)?,
+            instances: file(decode_base64(&json.data)?),
             target: json.target,
         });
     }
     Ok(TorchServeBody {
-        file: body,
+        instances: file(body),
         target: None,
     })
 }
 
-/// Classifies one image; answers the class, as TorchServe's MNIST example does.
+/// Classifies an image, answering the class as TorchServe's MNIST example does; or passengers,
+/// answering a label per passenger as the Titanic example does.
 #[utoipa::path(
     post,
     path = "/predictions/{model}",
     tag = "TorchServe",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The image file as the raw body (`curl -T 7.png`); multipart `data`/`file` and JSON `{\"data\": \"<base64>\"}` work too"),
+        description = "An image model: the image file as the raw body (`curl -T 7.png`); multipart `data`/`file` and JSON `{\"data\": \"<base64>\"}` work too. A tabular model: CSV with a header row (`text/csv`, or a multipart file), or JSON records"),
     responses(
-        (status = 200, description = "The class", body = usize, example = json!(7)),
-        (status = 400, description = "No image, or an undecodable one", body = TorchServeErrorBody),
+        (status = 200, description = "The class (an image), or a label per passenger", body = Object, example = json!(7)),
+        (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
         (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
     )
@@ -111,7 +124,7 @@ pub async fn predictions(
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
-        (status = 200, description = "The class", body = usize, example = json!(7)),
+        (status = 200, description = "The class (an image), or a label per passenger", body = Object, example = json!(7)),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
     )
 )]
@@ -130,8 +143,16 @@ async fn predict_one(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, TorchServeError> {
-    let body = read_request(request, payload, state).await?;
-    let classifications = classify(model, vec![Instance::File(body.file)]).await?;
+    let body = read_request(request, payload, state, model).await?;
+    let classifications = classify(model, body.instances).await?;
+    let info = model.info();
+    if info.input.kind == InputKind::Features {
+        let labels: Vec<&str> = classifications
+            .iter()
+            .map(|c| info.output.labels.get(c.class).map_or("", String::as_str))
+            .collect();
+        return Ok(HttpResponse::Ok().json(labels));
+    }
     let class = classifications
         .first()
         .map(|classification| classification.class)
@@ -139,19 +160,25 @@ async fn predict_one(
     Ok(HttpResponse::Ok().json(class))
 }
 
-/// Integrated Gradients of the image, as TorchServe's MNIST example answers them: `[[[…28]…28]]`,
-/// with its handler's steps (15). The target is `target` from a JSON or multipart body, else the
-/// predicted digit (TorchServe's handler uses class 0 when none is given).
+/// Integrated Gradients, with the steps of the model's TorchServe handler, as its example answers
+/// them: for an image `[[[…28]…28]]` (15 steps; target from the body, else the predicted digit —
+/// TorchServe's handler uses 0), for passengers the mean attribution per feature over the rows,
+/// `{"age": …}` (50 steps, target 1 unless the body names one). `Accept: image/png` or
+/// `?format=png` answers a picture: the heatmap, or a bar chart of the means.
 #[utoipa::path(
     post,
     path = "/explanations/{model}",
     tag = "TorchServe",
-    params(("model" = String, Path, description = "A served model's name")),
+    params(
+        ("model" = String, Path, description = "A served model's name"),
+        ("format" = Option<String>, Query, description = "`png` for the picture"),
+    ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "The image, in any body `/predictions/{model}` takes; JSON and multipart bodies may carry `target`"),
+        description = "Any body `/predictions/{model}` takes; JSON and multipart bodies may carry `target`"),
     responses(
-        (status = 200, description = "The attributions in the input's shape, [1][28][28] for the digit models", body = Vec<Vec<Vec<f32>>>),
-        (status = 400, description = "No image, an undecodable one, or a bad target", body = TorchServeErrorBody),
+        (status = 200, description = "The attributions: in the input's shape ([1][28][28] for the digit models), or the mean per feature ({\"age\": …}); or their picture",
+            content((Object = "application/json"), (Vec<u8> = "image/png"))),
+        (status = 400, description = "No input, one the model cannot read, or a bad target", body = TorchServeErrorBody),
         (status = 404, description = "A model not served", body = TorchServeErrorBody),
     )
 )]
@@ -161,17 +188,31 @@ pub async fn explanations(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    let body = read_request(&request, payload, &state).await?;
+    let png = Options::new(&request, &[])?.wants_png(&request)?;
+    let body = read_request(&request, payload, &state, &model).await?;
     let info = model.info();
-    let explained = explain(
-        &model,
-        Instance::File(body.file),
-        body.target,
-        info.explanation.steps,
-    )
-    .await?;
+    let target = body.target;
+    let requests = body.instances.into_iter().map(|i| (i, target)).collect();
+    let explained = explain(&model, requests, info.explanation.steps).await?;
+    let explanations: Vec<Explanation> = explained.iter().map(|e| e.explanation.clone()).collect();
+    let (Some(first), Some(mean)) = (explained.first(), Explanation::mean(&explanations)) else {
+        return Err(ApiError::Internal("no explanation came back".into()).into());
+    };
+    if png {
+        let picture = model
+            .model
+            .explanation_png(&first.input, &mean)
+            .map_err(ApiError::from)?;
+        return Ok(HttpResponse::Ok().content_type("image/png").body(picture));
+    }
+    if info.input.kind == InputKind::Features {
+        return Ok(HttpResponse::Ok().json(FeatureMap {
+            names: &info.input.feature_names,
+            values: &mean.attributions,
+        }));
+    }
     Ok(HttpResponse::Ok().json(Nested {
-        values: &explained.explanation.attributions,
+        values: &first.explanation.attributions,
         shape: &info.input.shape,
     }))
 }

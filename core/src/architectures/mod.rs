@@ -3,6 +3,7 @@
 
 pub mod my_convnet;
 pub mod net;
+pub mod titanic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub enum Architecture {
     MyConvNet,
     /// TorchServe's MNIST example network.
     Net,
+    /// The TorchServe + Captum Titanic example's TitanicSimpleNNModel.
+    Titanic,
 }
 
 /// What a model is called and what its classes are called, from the command line, the
@@ -41,13 +44,14 @@ pub struct ModelIdentity {
 }
 
 impl Architecture {
-    pub const ALL: [Self; 2] = [Self::MyConvNet, Self::Net];
+    pub const ALL: [Self; 3] = [Self::MyConvNet, Self::Net, Self::Titanic];
 
     /// The PyTorch class name.
     pub fn name(self) -> &'static str {
         match self {
             Self::MyConvNet => "MyConvNet",
             Self::Net => "Net",
+            Self::Titanic => "TitanicSimpleNNModel",
         }
     }
 
@@ -56,6 +60,7 @@ impl Architecture {
         match self {
             Self::MyConvNet => "MAX PyTorch MNIST",
             Self::Net => "TorchServe's MNIST example",
+            Self::Titanic => "TorchServe's Titanic example",
         }
     }
 
@@ -64,6 +69,7 @@ impl Architecture {
         match self {
             Self::MyConvNet => my_convnet::DESCRIPTION,
             Self::Net => net::DESCRIPTION,
+            Self::Titanic => titanic::DESCRIPTION,
         }
     }
 
@@ -72,6 +78,7 @@ impl Architecture {
         match self {
             Self::MyConvNet => my_convnet::SOURCE,
             Self::Net => net::SOURCE,
+            Self::Titanic => titanic::SOURCE,
         }
     }
 
@@ -80,6 +87,7 @@ impl Architecture {
         match self {
             Self::MyConvNet => &my_convnet::TENSORS,
             Self::Net => &net::TENSORS,
+            Self::Titanic => &titanic::TENSORS,
         }
     }
 
@@ -142,6 +150,7 @@ impl Architecture {
                 state_dict, identity, limits,
             )?),
             Self::Net => Arc::new(net::NetModel::new(state_dict, identity, limits)?),
+            Self::Titanic => Arc::new(titanic::TitanicModel::new(state_dict, identity)?),
         })
     }
 }
