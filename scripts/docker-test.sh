@@ -112,21 +112,35 @@ exit_code=$(docker inspect --format '{{.State.ExitCode}}' "$container")
 echo "docker-test: stopped in ${stop_ms} ms, exit code 0"
 
 if [ -n "$torchserve" ]; then
-  # TorchServe's model store mounted read-only, the model named by MODELS as `torchserve --models` does.
+  # TorchServe's model store mounted read-only, the model named by MODELS as `torchserve --models`
+  # does; both tokens set, and the management API published (inside a container it must listen on
+  # every interface for Docker to reach it).
   start_ns=$(date +%s%N)
-  served=$(docker run -d --read-only -p 127.0.0.1::5000 -v "$(cd "$torchserve" && pwd):/model_store:ro" \
-    -e MODELS=mnist=mnist.mar "$image")
+  served=$(docker run -d --read-only -p 127.0.0.1::5000 -p 127.0.0.1::8081 \
+    -v "$(cd "$torchserve" && pwd):/model_store:ro" -e MODELS=mnist=mnist.mar \
+    -e MANAGEMENT_PORT=8081 -e MANAGEMENT_HOST=0.0.0.0 \
+    -e INFERENCE_TOKEN=docker-inference-token -e MANAGEMENT_TOKEN=docker-management-token "$image")
   containers+=("$served")
   served_port=$(published_port "$served")
   wait_for_ping "$served_port" "$start_ns" "$served"
-  models=$(curl -sf "http://127.0.0.1:$served_port/models")
+  inference=(-H "Authorization: Bearer docker-inference-token")
+  models=$(curl -sf "${inference[@]}" "http://127.0.0.1:$served_port/models")
   [ "$models" = '{"models":[{"modelName":"mnist","modelUrl":"mnist.mar"}]}' ] || fail "/models: $models"
-  curl -sf "http://127.0.0.1:$served_port/models/mnist" | grep -q '"architecture":"Net"' || fail "/models/mnist is not Net"
+  curl -sf "${inference[@]}" "http://127.0.0.1:$served_port/models/mnist" | grep -q '"architecture":"Net"' || fail "/models/mnist is not Net"
   for digit in 0 1 2 3 4 5 6 7 8 9; do
-    answer=$(curl -sf -T "samples/$digit.png" "http://127.0.0.1:$served_port/predictions/mnist")
+    answer=$(curl -sf "${inference[@]}" -T "samples/$digit.png" "http://127.0.0.1:$served_port/predictions/mnist")
     [ "$answer" = "$digit" ] || fail "mnist.mar, sample $digit: $answer"
   done
   echo "docker-test: MODELS=mnist=mnist.mar serves TorchServe's Net from /model_store, all ten samples right"
+  refused=$(curl -s -o /dev/null -w '%{http_code}' -T samples/7.png "http://127.0.0.1:$served_port/predictions/mnist")
+  [ "$refused" = 401 ] || fail "a prediction without the token answered $refused"
+  management_port=$(docker port "$served" 8081/tcp | head -1 | sed 's/.*://')
+  registered=$(curl -sf -X POST -H "Authorization: Bearer docker-management-token" \
+    "http://127.0.0.1:$management_port/models?url=mnist_cnn.pt&model_name=net2&initial_workers=1&synchronous=true")
+  [ "$registered" = '{"status":"Model \"net2\" Version: 1.0 registered with 1 initial workers"}' ] || fail "register: $registered"
+  answer=$(curl -sf "${inference[@]}" -T samples/3.png "http://127.0.0.1:$served_port/predictions/net2")
+  [ "$answer" = 3 ] || fail "the registered model answered $answer"
+  echo "docker-test: tokens asked for (401 without), mnist_cnn.pt registered from the read-only store at run time and serving"
   docker stop -t 10 "$served" >/dev/null
 fi
 

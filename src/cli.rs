@@ -69,8 +69,43 @@ pub struct ServeArgs {
     /// (default: such requests are refused).
     #[arg(long, env = "INPUT_DIR", value_name = "DIR")]
     pub input_dir: Option<PathBuf>,
+    /// Serve TorchServe's management API (register, unregister, describe, scale models) and
+    /// KServe v2's model repository extension on this port (0 picks a free one). Default: off.
+    #[arg(long, env = "MANAGEMENT_PORT")]
+    pub management_port: Option<u16>,
+    /// Address of the management API (default 127.0.0.1: this machine only).
+    #[arg(long, env = "MANAGEMENT_HOST")]
+    pub management_host: Option<String>,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     #[command(flatten)]
     pub weights: WeightsArg,
+}
+
+/// Bearer tokens (each off unless set). Prefer the environment or a file to a flag, which other
+/// users of the machine can read in the process list.
+#[derive(Debug, Args, Default)]
+pub struct TokenArgs {
+    /// Token every inference route asks for (health routes, /metrics and the docs stay open).
+    #[arg(
+        long,
+        env = "INFERENCE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub inference_token: Option<String>,
+    /// Token every management route asks for.
+    #[arg(
+        long,
+        env = "MANAGEMENT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub management_token: Option<String>,
+    /// TorchServe's key file (`{"inference": {"key": …}, "management": {"key": …}}`); the flags
+    /// above take precedence over its keys.
+    #[arg(long, env = "TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use max_mnist_api::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
+use max_mnist_api::{
+    ApiInfo, AuthSettings, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings,
+};
 use max_mnist_core::{ImageLimits, LoadLimits};
 use serde::Deserialize;
 
@@ -37,6 +39,11 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Where `{"input_file_path": …}` may read CSV files (empty: nowhere).
     pub input_dir: PathBuf,
+    /// The management API's address.
+    pub management_host: String,
+    /// The management API's port; none: the API is off.
+    #[serde(default)]
+    pub management_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,10 +121,14 @@ impl Settings {
         }
     }
 
-    /// The service settings; `metadata` is the first model's `GET /model/metadata`.
-    pub fn service_settings(&self, metadata: ModelMetadata) -> ServiceSettings {
+    /// The service settings; the management API registers models from `model_store` (none when
+    /// it is empty: the working directory is no store).
+    pub fn service_settings(&self, model_store: &Path) -> ServiceSettings {
         ServiceSettings {
-            metadata,
+            metadata: self.metadata.clone(),
+            model_store: Some(model_store.to_owned()).filter(|d| !d.as_os_str().is_empty()),
+            load_limits: self.load_limits(),
+            auth: AuthSettings::default(),
             input_dir: Some(self.server.input_dir.clone()).filter(|d| !d.as_os_str().is_empty()),
             api: self.api.clone(),
             cors: CorsSettings {

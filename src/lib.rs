@@ -6,3 +6,4 @@ pub mod cli;
 pub mod configuration;
 pub mod models;
 pub mod predict;
+pub mod tokens;

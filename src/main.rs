@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use max_mnist_api::Application;
+use max_mnist_api::{Application, Listeners, LoadedModel, ServiceSettings};
 
 use max_mnist::cli::{Cli, Command, ServeArgs};
 use max_mnist::configuration::Settings;
-use max_mnist::{assets, checksums, models, predict};
+use max_mnist::{assets, checksums, models, predict, tokens};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -84,9 +84,10 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
         &store,
         args.weights.weights.as_deref(),
     )?;
+    let auth = tokens::auth_settings(&args.tokens)?;
     let loaded = models::load_all(&to_load, &settings.load_limits())?;
-    let first = loaded.first().context("no model to serve")?.model.info();
-    let mut service = settings.service_settings(models::metadata(settings, first));
+    let mut service = settings.service_settings(&store);
+    service.auth = auth;
     if let Some(dir) = args.input_dir {
         service.input_dir = Some(dir);
     }
@@ -102,10 +103,44 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let host = args.host.unwrap_or_else(|| settings.server.host.clone());
     let port = args.port.unwrap_or(settings.server.port);
-    let listener = TcpListener::bind((host.as_str(), port))
+    let inference = TcpListener::bind((host.as_str(), port))
         .with_context(|| format!("cannot listen on {host}:{port}; choose another --port"))?;
-    let address = listener.local_addr()?;
-    for model in &loaded {
+    let management = match args.management_port.or(settings.server.management_port) {
+        Some(port) => {
+            let host = args
+                .management_host
+                .unwrap_or_else(|| settings.server.management_host.clone());
+            let listener = TcpListener::bind((host.as_str(), port)).with_context(|| {
+                format!("cannot listen on {host}:{port}; choose another --management-port")
+            })?;
+            Some(listener)
+        }
+        None => None,
+    };
+    log_start(&loaded, &service, &inference, management.as_ref())?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(
+            Listeners {
+                inference,
+                management,
+            },
+            loaded,
+            service,
+        )?;
+        app.run_until_stopped().await
+    })?;
+    log::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The models, the addresses, and what is left open.
+fn log_start(
+    loaded: &[LoadedModel],
+    service: &ServiceSettings,
+    inference: &TcpListener,
+    management: Option<&TcpListener>,
+) -> std::io::Result<()> {
+    for model in loaded {
         let info = model.model.info();
         log::info!(
             "model `{}` version {}: {} ({}) from {}",
@@ -116,13 +151,31 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
             model.url
         );
     }
-    actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(listener, loaded, service)?;
-        log::info!("serving on http://{address} (Swagger UI at /)");
-        app.run_until_stopped().await
-    })?;
-    log::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    if let Some(management) = management {
+        let address = management.local_addr()?;
+        log::info!("management API on http://{address}");
+        if service.auth.management.is_none() && !address.ip().is_loopback() {
+            log::warn!(
+                "the management API listens on {address} without a token: anyone who reaches it can register and unregister models; set --management-token (env MANAGEMENT_TOKEN)"
+            );
+        }
+        if service.model_store.is_none() {
+            log::warn!("no model store is set, so the management API cannot register models: set --model-store (env MODEL_STORE)");
+        }
+    }
+    for (api, token) in [
+        ("inference", &service.auth.inference),
+        ("management", &service.auth.management),
+    ] {
+        if token.is_some() {
+            log::info!("the {api} API asks for its bearer token");
+        }
+    }
+    log::info!(
+        "serving on http://{} (Swagger UI at /)",
+        inference.local_addr()?
+    );
+    Ok(())
 }
 
 fn healthcheck(host: &str, port: u16) -> anyhow::Result<ExitCode> {

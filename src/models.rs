@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use max_mnist_api::{LoadedModel, ModelMetadata};
-use max_mnist_core::{Architecture, LoadLimits, ModelInfo, ModelSource};
+use max_mnist_api::LoadedModel;
+use max_mnist_core::{LoadLimits, ModelSource};
 
 use crate::configuration::{ModelEntry, Settings};
 
@@ -115,6 +115,7 @@ pub fn load_all(models: &[ModelToLoad], limits: &LoadLimits) -> anyhow::Result<V
                     .map(|loaded| LoadedModel {
                         model: loaded,
                         url: model.url.clone(),
+                        loaded_at_startup: true,
                     })
                     .with_context(|| {
                         format!(
@@ -146,22 +147,6 @@ pub fn load_all(models: &[ModelToLoad], limits: &LoadLimits) -> anyhow::Result<V
         }
     }
     Ok(loaded)
-}
-
-/// `GET /model/metadata` for the first model: the configuration's `[metadata]` for MAX's
-/// MyConvNet, else what the network says of itself.
-pub fn metadata(settings: &Settings, first: &ModelInfo) -> ModelMetadata {
-    match first.architecture {
-        Architecture::MyConvNet => settings.metadata.clone(),
-        architecture => ModelMetadata {
-            id: first.name.clone(),
-            name: format!("{} ({})", architecture.origin(), architecture.name()),
-            description: architecture.description().to_owned(),
-            kind: settings.metadata.kind.clone(),
-            source: architecture.source().to_owned(),
-            license: "Apache-2.0".to_owned(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,13 @@ pub enum ApiError {
     #[error("the request took longer than {seconds} s to arrive (setting limits.request_timeout_secs): send it faster or raise the limit")]
     Timeout { seconds: u64 },
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
@@ -44,7 +50,10 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge { .. } | Self::ImageTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,7 +132,10 @@ impl ResponseError for TorchServeError {
             }
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaTypeException",
             ApiError::Timeout { .. } => "RequestTimeoutException",
+            ApiError::Unauthorized(_) => "InvalidKeyException",
+            ApiError::Forbidden(_) => "ForbiddenException",
             ApiError::NotFound(_) => "ModelNotFoundException",
+            ApiError::Conflict(_) => "ConflictStatusException",
             ApiError::NotImplemented(_) => "NotImplementedException",
             ApiError::Internal(_) => "InternalServerException",
         };

@@ -1,10 +1,12 @@
 //! The HTTP layer of max-mnist: actix-web routes, the OpenAPI document, JSON errors.
 //! It knows models only through [`max_mnist_core::Model`] and their description.
 
+pub mod auth;
 pub mod catch_panic;
 pub mod errors;
 pub mod inference;
 pub mod metrics;
+pub mod model_store;
 pub mod openapi;
 pub mod options;
 pub mod registry;
@@ -15,6 +17,7 @@ pub mod tabular;
 pub mod upload;
 pub mod work_queue;
 
+pub use auth::{AuthSettings, Token};
 pub use registry::LoadedModel;
 pub use settings::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
-pub use startup::{AppState, Application};
+pub use startup::{AppState, Application, Listeners};

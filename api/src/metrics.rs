@@ -77,6 +77,15 @@ impl Metrics {
             .set(1);
     }
 
+    /// Takes a model out of `max_mnist_model_info` (its other series stay, as counters do).
+    pub fn remove_model(&self, info: &ModelInfo) {
+        let _ = self.model_info.remove_label_values(&[
+            &info.name,
+            &info.version,
+            info.architecture.name(),
+        ]);
+    }
+
     /// The histogram of a model's forward-pass sizes.
     pub fn batch_sizes(&self, model: &str) -> Histogram {
         self.batch_size.with_label_values(&[model])

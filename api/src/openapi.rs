@@ -5,11 +5,12 @@ use max_mnist_core::ModelInfo;
 use serde_json::json;
 use utoipa::openapi::path::{Operation, Parameter};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, model, torchserve};
+use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve};
 use crate::{ApiInfo, ModelMetadata};
 
 #[derive(OpenApi)]
@@ -34,8 +35,8 @@ use crate::{ApiInfo, ModelMetadata};
         torchserve::predictions,
         torchserve::versioned_predictions,
         torchserve::explanations,
-        torchserve::models,
-        torchserve::describe_model,
+        management::models,
+        management::describe_model,
         docs::index,
         docs::demo,
         docs::swagger_json,
@@ -53,9 +54,24 @@ use crate::{ApiInfo, ModelMetadata};
 struct ApiDoc;
 
 /// The document served at `/swagger.json` and `/openapi.json`, for `models` (the first answers the
-/// MAX routes).
-pub fn document(info: &ApiInfo, models: &[ModelInfo]) -> utoipa::openapi::OpenApi {
+/// MAX routes); with `bearer_token`, every operation asks for it, and Swagger UI's Authorize
+/// button sends it.
+pub fn document(
+    info: &ApiInfo,
+    models: &[ModelInfo],
+    bearer_token: bool,
+) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
+    if bearer_token {
+        document
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                BEARER,
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+        document.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+    }
     document.info.title = info.title.clone();
     document.info.description = Some(info.description.clone());
     document.info.version = info.version.clone();
@@ -86,6 +102,8 @@ pub fn document(info: &ApiInfo, models: &[ModelInfo]) -> utoipa::openapi::OpenAp
     }
     document
 }
+
+const BEARER: &str = "bearer";
 
 /// The `{model}` parameter, described with the models served and the first one pre-filled.
 fn describe_model_parameter(operation: &mut Operation, description: &str, first: Option<&str>) {

@@ -23,12 +23,17 @@ pub struct LoadedModel {
     pub model: Arc<dyn Model>,
     /// The file it came from, as TorchServe's management API names it (`mnist.mar`).
     pub url: String,
+    /// Named at start-up, rather than registered through the management API.
+    pub loaded_at_startup: bool,
 }
 
 /// A model being served, with what serving it needs.
 pub struct ServedModel {
     pub model: Arc<dyn Model>,
     pub url: String,
+    pub loaded_at_startup: bool,
+    /// When it began serving, RFC 3339.
+    pub serving_since: String,
     /// Runs this model's expensive work (big images, big networks, explanations).
     pub work_queue: Arc<WorkQueue>,
     /// Instances per forward pass.
@@ -63,9 +68,30 @@ impl Registry {
         }
     }
 
-    /// Serves `loaded` too (after the others), and lists it in `metrics`.
-    pub fn add(&self, loaded: LoadedModel, metrics: &Metrics) {
+    /// Runners of each model's expensive work: TorchServe's workers.
+    pub fn runners(&self) -> usize {
+        self.runners
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<Vec<Arc<ServedModel>>>> {
+        match self.models.write() {
+            Ok(models) => models,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Serves `loaded` too (after the others), at once, and lists it in `metrics`; a 409 when a
+    /// model of its name is served already, and then nothing changes.
+    pub fn add(
+        &self,
+        loaded: LoadedModel,
+        metrics: &Metrics,
+    ) -> Result<Arc<ServedModel>, ApiError> {
+        let mut models = self.write();
         let info = loaded.model.info();
+        if let Some(served) = models.iter().find(|served| served.info().name == info.name) {
+            return Err(crate::model_store::already_registered(&info.name, served));
+        }
         metrics.add_model(info);
         let batch_sizes = metrics.batch_sizes(&info.name);
         let served = Arc::new(ServedModel {
@@ -73,14 +99,33 @@ impl Registry {
             batch_sizes,
             model: loaded.model,
             url: loaded.url,
+            loaded_at_startup: loaded.loaded_at_startup,
+            serving_since: jiff::Timestamp::now().to_string(),
         });
-        let mut models = match self.models.write() {
-            Ok(models) => models,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         let mut next = models.as_ref().clone();
-        next.push(served);
+        next.push(served.clone());
         *models = Arc::new(next);
+        Ok(served)
+    }
+
+    /// Stops serving the model `name` (of `version`, when one is given): new requests no longer
+    /// find it, and those in flight finish on it. A 404 when it is not served.
+    pub fn remove(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        metrics: &Metrics,
+    ) -> Result<Arc<ServedModel>, ApiError> {
+        let mut models = self.write();
+        let removed = find(&models, name, version)?;
+        metrics.remove_model(removed.info());
+        let next: Vec<_> = models
+            .iter()
+            .filter(|served| !Arc::ptr_eq(served, &removed))
+            .cloned()
+            .collect();
+        *models = Arc::new(next);
+        Ok(removed)
     }
 
     /// The model the MAX routes answer with: the first registered.
@@ -90,20 +135,27 @@ impl Registry {
 
     /// The model named `name` (and `version`, when one is asked for), or a 404 listing them all.
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
-        let models = self.all();
-        let Some(served) = models.iter().find(|served| served.info().name == name) else {
-            return Err(ApiError::NotFound(format!(
-                "model `{name}` is not served here; {}",
-                served_list(&models)
-            )));
-        };
-        match version {
-            Some(version) if version != served.info().version => Err(ApiError::NotFound(format!(
-                "model `{name}` has no version `{version}`; it is served as version {}",
-                served.info().version
-            ))),
-            _ => Ok(served.clone()),
-        }
+        find(&self.all(), name, version)
+    }
+}
+
+fn find(
+    models: &[Arc<ServedModel>],
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<ServedModel>, ApiError> {
+    let Some(served) = models.iter().find(|served| served.info().name == name) else {
+        return Err(ApiError::NotFound(format!(
+            "model `{name}` is not served here; {}",
+            served_list(models)
+        )));
+    };
+    match version {
+        Some(version) if version != served.info().version => Err(ApiError::NotFound(format!(
+            "model `{name}` has no version `{version}`; it is served as version {}",
+            served.info().version
+        ))),
+        _ => Ok(served.clone()),
     }
 }
 

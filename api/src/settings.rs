@@ -5,6 +5,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use max_mnist_core::{Architecture, LoadLimits, ModelInfo};
+
+use crate::auth::AuthSettings;
+
 /// `GET /model/metadata`, as MAX serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -33,13 +37,40 @@ pub struct ApiInfo {
 
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
-    /// `GET /model/metadata`: the first model's.
+    /// `GET /model/metadata` when the first model is MAX's MyConvNet (others describe themselves).
     pub metadata: ModelMetadata,
+    /// The only directory the management API registers models from; `None`: it registers none.
+    pub model_store: Option<std::path::PathBuf>,
+    /// Bounds on the files registered models are loaded from.
+    pub load_limits: LoadLimits,
+    pub auth: AuthSettings,
     /// Where TorchServe's `{"input_file_path": …}` may read CSV files; `None`: nowhere.
     pub input_dir: Option<std::path::PathBuf>,
     pub api: ApiInfo,
     pub cors: CorsSettings,
     pub limits: RequestLimits,
+}
+
+impl ServiceSettings {
+    /// `GET /model/metadata` for `first`, the model the MAX routes answer with: the configured
+    /// metadata for MAX's MyConvNet, else what the network says of itself.
+    pub fn metadata_of(&self, first: &ModelInfo) -> ModelMetadata {
+        match first.architecture {
+            Architecture::MyConvNet => self.metadata.clone(),
+            architecture => ModelMetadata {
+                id: first.name.clone(),
+                name: format!("{} ({})", architecture.origin(), architecture.name()),
+                description: architecture.description().to_owned(),
+                kind: if first.input.kind == max_mnist_core::InputKind::Image {
+                    self.metadata.kind.clone()
+                } else {
+                    "Tabular Classification".to_owned()
+                },
+                source: architecture.source().to_owned(),
+                license: "Apache-2.0".to_owned(),
+            },
+        }
+    }
 }
 
 /// Cross-origin requests, as MAX's `CORS_ENABLE`: off, from any origin, or from the listed ones.

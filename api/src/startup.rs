@@ -5,76 +5,208 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 
+use std::sync::RwLock;
+
+use crate::auth::{self, Api, RequiredToken};
 use crate::catch_panic::catch_panic;
+use crate::errors::ApiError;
 use crate::metrics::{self, Metrics};
-use crate::registry::{LoadedModel, Registry};
+use crate::registry::{LoadedModel, Registry, ServedModel};
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
-/// What every handler shares.
+/// What every handler shares, on both listeners.
 pub struct AppState {
     pub registry: Registry,
     pub settings: ServiceSettings,
-    /// Serialised once at start-up.
-    pub openapi_json: web::Bytes,
+    /// Serialised again whenever a model comes or goes.
+    openapi_json: RwLock<web::Bytes>,
     pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The OpenAPI document for the models served now.
+    pub fn openapi_json(&self) -> web::Bytes {
+        match self.openapi_json.read() {
+            Ok(json) => json.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves `loaded` too, at once (a 409 when its name is taken).
+    pub fn register(&self, loaded: LoadedModel) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let served = self.registry.add(loaded, &self.metrics)?;
+        self.refresh_openapi();
+        Ok(served)
+    }
+
+    /// Stops serving `name` (of `version`, when given); requests in flight finish.
+    pub fn unregister(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let removed = self.registry.remove(name, version, &self.metrics)?;
+        self.refresh_openapi();
+        Ok(removed)
+    }
+
+    fn refresh_openapi(&self) {
+        match serialised_document(&self.settings, &self.registry) {
+            Ok(json) => {
+                let mut current = match self.openapi_json.write() {
+                    Ok(current) => current,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                *current = json;
+            }
+            Err(err) => log::error!("cannot serialise the OpenAPI document: {err}"),
+        }
+    }
+}
+
+fn serialised_document(
+    settings: &ServiceSettings,
+    registry: &Registry,
+) -> serde_json::Result<web::Bytes> {
+    let infos: Vec<_> = registry
+        .all()
+        .iter()
+        .map(|served| served.info().clone())
+        .collect();
+    let document = openapi::document(&settings.api, &infos, settings.auth.inference.is_some());
+    serde_json::to_vec(&document).map(web::Bytes::from)
+}
+
+/// Where the server listens: the inference API, and the management API when it is on.
+pub struct Listeners {
+    pub inference: TcpListener,
+    pub management: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(inference: TcpListener) -> Self {
+        Self {
+            inference,
+            management: None,
+        }
+    }
 }
 
 /// The server, bound and ready to run. Tests bind port 0 and read [`Application::port`].
 pub struct Application {
     port: u16,
-    server: Server,
+    management_port: Option<u16>,
+    servers: Vec<Server>,
 }
 
 impl Application {
-    /// The server for `models` (the first also answers the MAX routes), listening on `listener`.
+    /// The server for `models` (the first also answers the MAX routes), listening on `listeners`.
     pub fn build(
-        listener: TcpListener,
+        listeners: impl Into<Listeners>,
         models: Vec<LoadedModel>,
         settings: ServiceSettings,
     ) -> std::io::Result<Self> {
-        let port = listener.local_addr()?.port();
-        let infos: Vec<_> = models.iter().map(|m| m.model.info().clone()).collect();
-        let openapi_json = serde_json::to_vec(&openapi::document(&settings.api, &infos))
-            .map_err(std::io::Error::other)?
-            .into();
-        let limits = settings.limits.clone();
-        let cors = settings.cors.clone();
+        let listeners = listeners.into();
+        let port = listeners.inference.local_addr()?.port();
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let registry = Registry::new(settings.limits.max_concurrent_decodes);
         for model in models {
-            registry.add(model, &metrics);
+            registry
+                .add(model, &metrics)
+                .map_err(|err| std::io::Error::other(err.to_string()))?;
         }
+        let openapi_json =
+            RwLock::new(serialised_document(&settings, &registry).map_err(std::io::Error::other)?);
         let state = web::Data::new(AppState {
             registry,
             metrics,
             settings,
             openapi_json,
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .wrap(middleware::from_fn(catch_panic))
-                .wrap(middleware::from_fn(metrics::record))
-                .wrap(middleware::Condition::new(cors.enabled, cors_policy(&cors)))
-                .wrap(middleware::Logger::default())
-                .configure(routes::configure)
+        let mut servers = vec![serve(
+            listeners.inference,
+            state.clone(),
+            Api::Inference,
+            routes::configure,
+        )?];
+        let management_port = match listeners.management {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                servers.push(serve(
+                    listener,
+                    state,
+                    Api::Management,
+                    routes::management::configure,
+                )?);
+                Some(port)
+            }
+            None => None,
+        };
+        Ok(Self {
+            port,
+            management_port,
+            servers,
         })
-        .client_request_timeout(limits.request_timeout)
-        .keep_alive(limits.keep_alive)
-        .listen(listener)?
-        .run();
-        Ok(Self { port, server })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The management API's port, when it is on.
+    pub fn management_port(&self) -> Option<u16> {
+        self.management_port
+    }
+
     /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        futures_util::future::try_join_all(self.servers).await?;
+        Ok(())
     }
+}
+
+/// One listener's server: `configure`'s routes, asking for `api`'s token.
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    api: Api,
+    configure: fn(&mut web::ServiceConfig),
+) -> std::io::Result<Server> {
+    let limits = state.settings.limits.clone();
+    let cors = state.settings.cors.clone();
+    let required = web::Data::new(RequiredToken {
+        api,
+        token: match api {
+            Api::Inference => state.settings.auth.inference.clone(),
+            Api::Management => state.settings.auth.management.clone(),
+        },
+    });
+    let inference = api == Api::Inference;
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(required.clone())
+            // Inside CORS, so that preflight requests (which carry no token) are answered, and
+            // inside the metrics, so that refusals are counted.
+            .wrap(middleware::from_fn(auth::require_token))
+            .wrap(middleware::Condition::new(
+                !inference,
+                middleware::from_fn(auth::refuse_web_pages),
+            ))
+            .wrap(middleware::from_fn(catch_panic))
+            .wrap(middleware::from_fn(metrics::record))
+            .wrap(middleware::Condition::new(
+                inference && cors.enabled,
+                cors_policy(&cors),
+            ))
+            .wrap(middleware::Logger::default())
+            .configure(configure)
+    })
+    .client_request_timeout(limits.request_timeout)
+    .keep_alive(limits.keep_alive)
+    .listen(listener)?
+    .run())
 }
 
 fn cors_policy(settings: &CorsSettings) -> actix_cors::Cors {

@@ -82,6 +82,11 @@ impl WorkQueue {
         answer.await.map_err(lost)?.map_err(ApiError::from)
     }
 
+    /// Requests waiting for a runner.
+    pub fn pending(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue
             .lock()

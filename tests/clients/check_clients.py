@@ -1,7 +1,9 @@
 """The Python clients people use against a running max-mnist: tritonclient[http] (KServe v2 with
 Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2), on each model.
 
-Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR [model ...]   (default model: mnist)
+Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR [model ...] [--repository MANAGEMENT_URL STORED_MODEL]
+(default model: mnist). With --repository, tritonclient's model repository calls load and unload
+STORED_MODEL (a file of the model store, not served) through the management API.
 Exits non-zero on the first wrong answer. Needs: tritonclient[http], kserve, numpy, Pillow.
 """
 
@@ -61,6 +63,19 @@ def tritonclient_v2(url, png, pixels, model):
         check(np.array_equal(result.as_numpy("predict"), digits), f"tritonclient {model}: FP32 [64,28,28] (binary={binary})")
 
 
+def tritonclient_repository(url, management, model):
+    manager = triton.InferenceServerClient(url=management.removeprefix("http://"))
+    client = triton.InferenceServerClient(url=url.removeprefix("http://"))
+    index = manager.get_model_repository_index()
+    check(any(m["name"] == model and m["state"] == "UNAVAILABLE" for m in index),
+          f"tritonclient repository: {model} in the index, not loaded")
+    check(not client.is_model_ready(model), f"tritonclient repository: {model} not ready before loading")
+    manager.load_model(model)
+    check(client.is_model_ready(model), f"tritonclient repository: {model} loaded and ready")
+    manager.unload_model(model)
+    check(not client.is_model_ready(model), f"tritonclient repository: {model} unloaded")
+
+
 async def kserve_clients(url, png, pixels, model):
     v2 = InferenceRESTClient(RESTConfig(protocol="v2"))
     check(await v2.is_server_live(url) and await v2.is_server_ready(url), f"kserve v2 {model}: server live and ready")
@@ -92,11 +107,17 @@ async def kserve_clients(url, png, pixels, model):
 
 def main():
     url, samples = sys.argv[1], Path(sys.argv[2])
-    models = sys.argv[3:] or ["mnist"]
+    models, repository = sys.argv[3:], None
+    if "--repository" in models:
+        at = models.index("--repository")
+        models, repository = models[:at], models[at + 1:at + 3]
+    models = models or ["mnist"]
     png, pixels = load_samples(samples)
     for model in models:
         tritonclient_v2(url, png, pixels, model)
         asyncio.run(kserve_clients(url, png, pixels, model))
+    if repository:
+        tritonclient_repository(url, *repository)
     print(f"check_clients: all passed for {', '.join(models)}")
 
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use max_mnist::configuration::Settings;
-use max_mnist_api::{Application, LoadedModel, ServiceSettings};
+use max_mnist_api::{Application, Listeners, LoadedModel, ServiceSettings};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
 use max_mnist_core::image_input::PIXELS;
 use max_mnist_core::{Architecture, Model, ModelIdentity, ModelSource};
@@ -143,6 +143,7 @@ pub fn max_model() -> LoadedModel {
     LoadedModel {
         model: upstream_model(),
         url: "mnist-classifier.pt".into(),
+        loaded_at_startup: true,
     }
 }
 
@@ -324,13 +325,14 @@ pub fn closed_port() -> u16 {
 
 /// The service settings `serve` uses for the MAX model.
 pub fn service_settings() -> ServiceSettings {
-    let settings = settings();
-    settings.service_settings(settings.metadata.clone())
+    settings().service_settings(Path::new(""))
 }
 
 /// The real server on a port of its own, in a thread, with a client that does not follow redirects.
 pub struct TestApp {
     pub address: String,
+    /// The management API's address, when it is on.
+    pub management: Option<String>,
     pub client: reqwest::blocking::Client,
 }
 
@@ -341,7 +343,7 @@ pub fn spawn_app() -> TestApp {
 
 /// [`spawn_app`] with other service settings.
 pub fn spawn_app_with(service: ServiceSettings) -> TestApp {
-    spawn(vec![max_model()], service)
+    spawn(vec![max_model()], service, false)
 }
 
 /// The server with `models` (the first answers the MAX routes), as `serve --models` runs it.
@@ -349,26 +351,33 @@ pub fn spawn_app_serving(models: Vec<LoadedModel>) -> TestApp {
     spawn_app_with_models(models, service_settings())
 }
 
-/// [`spawn_app_serving`] with other service settings (the metadata is the first model's).
-pub fn spawn_app_with_models(models: Vec<LoadedModel>, mut service: ServiceSettings) -> TestApp {
-    let first = models.first().expect("a model").model.info();
-    service.metadata = max_mnist::models::metadata(&settings(), first);
-    spawn(models, service)
+/// [`spawn_app_serving`] with other service settings.
+pub fn spawn_app_with_models(models: Vec<LoadedModel>, service: ServiceSettings) -> TestApp {
+    spawn(models, service, false)
 }
 
-fn spawn(models: Vec<LoadedModel>, service: ServiceSettings) -> TestApp {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+/// [`spawn_app_with_models`] with the management API on a port of its own too.
+pub fn spawn_managed_app(models: Vec<LoadedModel>, service: ServiceSettings) -> TestApp {
+    spawn(models, service, true)
+}
+
+fn spawn(models: Vec<LoadedModel>, service: ServiceSettings, managed: bool) -> TestApp {
+    let listeners = Listeners {
+        inference: TcpListener::bind("127.0.0.1:0").expect("bind port 0"),
+        management: managed.then(|| TcpListener::bind("127.0.0.1:0").expect("bind port 0")),
+    };
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(listener, models, service).expect("build the app");
-            let _ = ready.send(app.port());
+            let app = Application::build(listeners, models, service).expect("build the app");
+            let _ = ready.send((app.port(), app.management_port()));
             app.run_until_stopped().await.expect("serve");
         })
     });
-    let port = started.recv().expect("the server starts");
+    let (port, management) = started.recv().expect("the server starts");
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        management: management.map(|port| format!("http://127.0.0.1:{port}")),
         client: reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -454,6 +463,20 @@ impl TestApp {
         let response = self.get("/metrics");
         assert_eq!(response.status(), 200);
         response.text().expect("text")
+    }
+
+    /// A request to the management API: `method` `path`, with `token` as a bearer token.
+    pub fn manage(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> Response {
+        let base = self
+            .management
+            .as_deref()
+            .expect("the management API is on");
+        let request = self.client.request(method, format!("{base}{path}"));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        request.send().expect("a management request")
     }
 
     pub fn assert_still_serving(&self) {
@@ -574,6 +597,11 @@ impl ServerProcess {
             .env_remove("MODELS")
             .env_remove("MODEL_STORE")
             .env_remove("MAX_MNIST_WEIGHTS")
+            .env_remove("MANAGEMENT_PORT")
+            .env_remove("MANAGEMENT_HOST")
+            .env_remove("INFERENCE_TOKEN")
+            .env_remove("MANAGEMENT_TOKEN")
+            .env_remove("TOKEN_FILE")
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(log)
@@ -607,6 +635,15 @@ impl ServerProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The management API's address, from the log (logged before the server is up).
+    pub fn management_url(&self) -> Option<String> {
+        self.log()
+            .lines()
+            .find_map(|line| line.split("management API on ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_owned)
     }
 
     /// The process's peak resident set size (VmHWM), in bytes.

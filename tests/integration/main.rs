@@ -11,6 +11,7 @@ mod helpers;
 mod hostile_input;
 mod kserve_v1_routes;
 mod kserve_v2_routes;
+mod management;
 mod model_routes;
 mod operations;
 mod python_clients;

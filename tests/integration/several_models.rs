@@ -32,10 +32,12 @@ fn two_models() -> Option<(TestApp, Named)> {
         LoadedModel {
             model: net.clone(),
             url: "mnist.mar".into(),
+            loaded_at_startup: true,
         },
         LoadedModel {
             model: max.clone(),
             url: "mnist-classifier.pt".into(),
+            loaded_at_startup: true,
         },
     ]);
     Some((app, vec![("mnist", net), ("max", max)]))
@@ -491,6 +493,7 @@ fn labels_and_the_openapi_document_come_from_the_models_served() {
     let app = spawn_app_serving(vec![LoadedModel {
         model,
         url: "named.mar".into(),
+        loaded_at_startup: true,
     }]);
 
     let served = ok_json(app.get("/model/labels"));

@@ -33,10 +33,12 @@ fn app(input_dir: Option<&Path>) -> Option<TestApp> {
             LoadedModel {
                 model: titanic,
                 url: "titanic.mar".into(),
+                loaded_at_startup: true,
             },
             LoadedModel {
                 model: load_model(upstream_weights(), Some("max")),
                 url: "mnist-classifier.pt".into(),
+                loaded_at_startup: true,
             },
         ],
         service,

@@ -104,7 +104,7 @@ fn the_management_routes_describe_the_model() {
     assert_eq!(described[0]["modelName"], "mnist");
     assert_eq!(described[0]["modelVersion"], "1");
     assert_eq!(described[0]["architecture"], "MyConvNet");
-    assert_eq!(described[0]["status"], "READY");
+    assert_eq!(described[0]["workers"][0]["status"], "READY");
 }
 
 #[test]

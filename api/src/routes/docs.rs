@@ -54,7 +54,7 @@ pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
 fn openapi_response(state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(state.openapi_json.clone())
+        .body(state.openapi_json())
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -5,6 +5,7 @@ pub mod explain;
 pub mod health;
 pub mod kserve_v1;
 pub mod kserve_v2;
+pub mod management;
 pub mod model;
 pub mod torchserve;
 

@@ -21,7 +21,10 @@ pub type MaxModel = Resolved<ApiError>;
 #[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = ModelMetadata)))]
 #[get("/model/metadata")]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(&state.settings.metadata)
+    match state.registry.first() {
+        Some(first) => HttpResponse::Ok().json(state.settings.metadata_of(first.info())),
+        None => HttpResponse::Ok().json(&state.settings.metadata),
+    }
 }
 
 #[derive(Serialize, ToSchema)]

@@ -1,11 +1,11 @@
-//! TorchServe's inference routes and the read-only part of its management API, as TorchServe's
-//! examples answer them: `/predictions/{model}[/{version}]`, `/explanations/{model}`,
-//! `/models[/{model}]`.
+//! TorchServe's inference routes, as TorchServe's examples answer them:
+//! `/predictions/{model}[/{version}]`, `/explanations/{model}`; and the read-only part of its
+//! management API (`/models[/{model}]`), which the management listener serves in full.
 
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use max_mnist_core::{Explanation, InputKind};
@@ -217,82 +217,6 @@ pub async fn explanations(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelEntry {
-    #[schema(example = "mnist")]
-    model_name: String,
-    #[schema(example = "mnist.mar")]
-    model_url: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ModelList {
-    models: Vec<ModelEntry>,
-}
-
-/// TorchServe's management API: the models served.
-#[utoipa::path(get, path = "/models", tag = "TorchServe", responses((status = 200, body = ModelList)))]
-pub async fn models(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(ModelList {
-        models: state
-            .registry
-            .all()
-            .iter()
-            .map(|served| ModelEntry {
-                model_name: served.info().name.clone(),
-                model_url: served.url.clone(),
-            })
-            .collect(),
-    })
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelDescription {
-    #[schema(example = "mnist")]
-    model_name: String,
-    #[schema(example = "1")]
-    model_version: String,
-    #[schema(example = "mnist.mar")]
-    model_url: String,
-    #[schema(example = "rust")]
-    runtime: &'static str,
-    /// The network, recognised from the state dict.
-    #[schema(example = "Net")]
-    architecture: &'static str,
-    #[schema(example = 1)]
-    batch_size: usize,
-    loaded_at_startup: bool,
-    #[schema(example = "READY")]
-    status: &'static str,
-}
-
-/// TorchServe's management API: a model described, as a one-element list.
-#[utoipa::path(
-    get,
-    path = "/models/{model}",
-    tag = "TorchServe",
-    params(("model" = String, Path, description = "A served model's name")),
-    responses(
-        (status = 200, body = Vec<ModelDescription>),
-        (status = 404, description = "A model not served", body = TorchServeErrorBody),
-    )
-)]
-pub async fn describe_model(model: Model, state: web::Data<AppState>) -> HttpResponse {
-    let info = model.info();
-    HttpResponse::Ok().json([ModelDescription {
-        model_name: info.name.clone(),
-        model_version: info.version.clone(),
-        model_url: model.url.clone(),
-        runtime: "rust",
-        architecture: info.architecture.name(),
-        batch_size: state.settings.limits.max_instances,
-        loaded_at_startup: true,
-        status: "READY",
-    }])
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/predictions/{model}")
@@ -304,7 +228,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(versioned_predictions))
             .route(web::put().to(versioned_predictions)),
     )
-    .service(web::resource("/explanations/{model}").route(web::post().to(explanations)))
-    .service(web::resource("/models").route(web::get().to(models)))
-    .service(web::resource("/models/{model}").route(web::get().to(describe_model)));
+    .service(web::resource("/explanations/{model}").route(web::post().to(explanations)));
+    super::management::configure_read_only(cfg);
 }

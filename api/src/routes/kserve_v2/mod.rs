@@ -3,6 +3,7 @@
 //! tensor extension ([`binary`]). What each model takes and gives comes from its description.
 
 mod binary;
+pub mod repository;
 mod tensors;
 pub mod types;
 

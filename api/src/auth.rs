@@ -1,0 +1,224 @@
+//! Bearer tokens, as TorchServe 0.12 asks for them: one for the inference API, one for the
+//! management API, each off unless set. Only the token's SHA-256 digest is kept, and a presented
+//! token is hashed and compared in constant time, so neither the time taken nor the token's length
+//! tells an attacker anything. Health routes, `/metrics` and the API documentation stay open.
+
+use std::fmt;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{web, ResponseError};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::errors::{ApiError, KServeError, TorchServeError};
+
+/// A secret a client must send as `Authorization: Bearer <token>`. It is never printed.
+#[derive(Clone)]
+pub struct Token {
+    digest: [u8; 32],
+}
+
+impl Token {
+    /// `None` for an empty or blank secret, which would let anyone in.
+    pub fn new(secret: &str) -> Option<Self> {
+        let secret = secret.trim();
+        (!secret.is_empty()).then(|| Self {
+            digest: Sha256::digest(secret.as_bytes()).into(),
+        })
+    }
+
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        digest.ct_eq(&self.digest).into()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(redacted)")
+    }
+}
+
+/// The tokens the two APIs ask for; `None`: that API is open.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub inference: Option<Token>,
+    pub management: Option<Token>,
+}
+
+/// Which API a listener serves, and so which token it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Inference,
+    Management,
+}
+
+impl Api {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Inference => "the inference token (the server's --inference-token, env INFERENCE_TOKEN, or the `inference` key of --token-file)",
+            Self::Management => "the management token (the server's --management-token, env MANAGEMENT_TOKEN, or the `management` key of --token-file)",
+        }
+    }
+}
+
+/// The token one listener's routes ask for, as that listener's app data.
+#[derive(Debug, Clone)]
+pub struct RequiredToken {
+    pub api: Api,
+    pub token: Option<Token>,
+}
+
+/// Routes anyone may call: liveness and readiness (for orchestrators), metrics (for scrapers),
+/// and the documentation, whose Swagger UI takes the token through its Authorize button.
+fn is_open(api: Api, path: &str) -> bool {
+    api == Api::Inference
+        && (matches!(
+            path,
+            "/" | "/ping" | "/metrics" | "/swagger.json" | "/openapi.json" | "/swagger-ui"
+        ) || path.starts_with("/v2/health/")
+            || path.starts_with("/swagger-ui/"))
+}
+
+/// Answers a request without the listener's token with a 401 in its protocol's error shape.
+pub async fn require_token(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let required = request.app_data::<web::Data<RequiredToken>>().cloned();
+    let refusal = required.and_then(|required| {
+        let token = required.token.as_ref()?;
+        if is_open(required.api, request.path()) {
+            return None;
+        }
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| value.as_bytes())
+            .and_then(bearer);
+        match presented {
+            Some(presented) if token.matches(presented) => None,
+            Some(_) => Some(format!(
+                "the bearer token sent is not {}: send that one",
+                required.api.describe()
+            )),
+            None => Some(format!(
+                "this route needs {}: send it as `Authorization: Bearer <token>`",
+                required.api.describe()
+            )),
+        }
+    });
+    match refusal {
+        None => next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+        Some(message) => {
+            let error = ApiError::Unauthorized(message);
+            let mut response = if is_kserve(request.path()) {
+                KServeError(error).error_response()
+            } else if request.path().starts_with("/model/") {
+                error.error_response()
+            } else {
+                TorchServeError(error).error_response()
+            };
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            Ok(request.into_response(response))
+        }
+    }
+}
+
+/// The management API answers scripts, not web pages: a browser adds `Origin` to every cross-site
+/// POST, and a simple one (no preflight) would register a model before any CORS check could stop
+/// it; a page reached by DNS rebinding sends it too. Such requests are refused before they act.
+pub async fn refuse_web_pages(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if request.headers().contains_key(header::ORIGIN) {
+        let error = ApiError::Forbidden(
+            "the management API takes no requests from web pages (this one carries an Origin header): call it from a script or the command line, e.g. curl".into(),
+        );
+        let response = if is_kserve(request.path()) {
+            KServeError(error).error_response()
+        } else {
+            TorchServeError(error).error_response()
+        };
+        return Ok(request.into_response(response));
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_boxed_body)
+}
+
+fn is_kserve(path: &str) -> bool {
+    path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2"
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let scheme = value.get(..7)?;
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = value[7..].trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_matches_itself_only_and_never_prints() {
+        let token = Token::new("s3cret-token").expect("a token");
+        assert!(token.matches(b"s3cret-token"));
+        assert!(!token.matches(b"s3cret-tokeN"));
+        assert!(!token.matches(b"s3cret-token "));
+        assert!(!token.matches(b""));
+        assert!(!format!("{token:?}").contains("s3cret"));
+        assert!(Token::new("  ").is_none());
+    }
+
+    #[test]
+    fn bearer_headers_are_read_as_rfc_6750_writes_them() {
+        assert_eq!(bearer(b"Bearer abc"), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"bearer  abc "), Some(&b"abc"[..]));
+        assert_eq!(bearer(b"Basic abc"), None);
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Bear"), None);
+    }
+
+    #[test]
+    fn only_health_metrics_and_documentation_are_open_and_only_for_inference() {
+        for open in [
+            "/ping",
+            "/v2/health/live",
+            "/v2/health/ready",
+            "/metrics",
+            "/",
+            "/swagger-ui/index.html",
+        ] {
+            assert!(is_open(Api::Inference, open), "{open}");
+            assert!(!is_open(Api::Management, open), "{open}");
+        }
+        for closed in [
+            "/models",
+            "/predictions/mnist",
+            "/v2/models/mnist/infer",
+            "/v1/models",
+            "/model/predict",
+            "/demo",
+            "/v2",
+            "/pingx",
+        ] {
+            assert!(!is_open(Api::Inference, closed), "{closed}");
+        }
+    }
+}
