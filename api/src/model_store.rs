@@ -25,11 +25,7 @@ pub async fn register(
 ) -> Result<Arc<ServedModel>, ApiError> {
     let path = resolve(state.settings.model_store.as_deref(), url)?;
     if let Some(name) = &name {
-        if name.trim().is_empty() {
-            return Err(ApiError::BadRequest(
-                "`model_name` is empty: leave it out to use the archive's own name".into(),
-            ));
-        }
+        check_name(name)?;
         if let Ok(served) = state.registry.resolve(name, None) {
             return Err(already_registered(name, &served));
         }
@@ -48,11 +44,26 @@ pub async fn register(
                 "cannot register `{url}`: {err}; check that it is a TorchServe .mar or a PyTorch state dict of a network this server runs"
             ))
         })?;
+    check_name(&model.info().name)?;
     state.register(LoadedModel {
         model,
         url: url.to_owned(),
         loaded_at_startup: false,
     })
+}
+
+/// A name every route can carry in its path, as TorchServe allows them.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "`{name}` cannot be a model name: use letters, digits, `_`, `-` and `.`, starting with a letter or digit (give model_name)"
+        )))
+    }
 }
 
 pub fn already_registered(name: &str, served: &ServedModel) -> ApiError {

@@ -217,6 +217,11 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     assert!(torchserve_error(without_url, 400, "BadRequestException").contains("`url`"));
     let typo = app.manage(Method::POST, "/models?url=max.pt&modle_name=x", None);
     assert!(torchserve_error(typo, 400, "BadRequestException").contains("`modle_name`"));
+    for name in ["", "a%2Fb", "..", "x%20y"] {
+        let path = format!("/models?url=max.pt&model_name={name}");
+        let bad_name = app.manage(Method::POST, &path, None);
+        assert!(torchserve_error(bad_name, 400, "BadRequestException").contains("model name"));
+    }
     let bad_number = app.manage(Method::POST, "/models?url=max.pt&initial_workers=-1", None);
     assert!(torchserve_error(bad_number, 400, "BadRequestException").contains("initial_workers"));
 
