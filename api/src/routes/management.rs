@@ -162,11 +162,13 @@ struct Status {
     status: String,
 }
 
-fn status(code: actix_web::http::StatusCode, status: String) -> HttpResponse {
-    HttpResponse::build(code).json(Status { status })
+/// TorchServe's `{"status": "…"}` answer.
+fn status(status: String) -> HttpResponse {
+    HttpResponse::Ok().json(Status { status })
 }
 
-/// TorchServe's parameters that mean something only to its Python workers: accepted and ignored.
+/// TorchServe's registration parameters: all but `url` and `model_name` configure its Python
+/// workers, and are checked, then ignored.
 const REGISTER_PARAMETERS: &[&str] = &[
     "url",
     "model_name",
@@ -209,14 +211,11 @@ async fn register(
         served.info().name,
         served.info().version
     );
-    Ok(status(
-        actix_web::http::StatusCode::OK,
-        format!(
-            "Model \"{}\" Version: {} registered with {workers} initial workers",
-            served.info().name,
-            served.info().version
-        ),
-    ))
+    Ok(status(format!(
+        "Model \"{}\" Version: {} registered with {workers} initial workers",
+        served.info().name,
+        served.info().version
+    )))
 }
 
 /// TorchServe's `DELETE /models/{model}[/{version}]`.
@@ -231,10 +230,10 @@ async fn unregister(
         removed.info().name,
         removed.info().version
     );
-    Ok(status(
-        actix_web::http::StatusCode::OK,
-        format!("Model \"{}\" unregistered", removed.info().name),
-    ))
+    Ok(status(format!(
+        "Model \"{}\" unregistered",
+        removed.info().name
+    )))
 }
 
 /// TorchServe's `PUT /models/{model}[/{version}]?min_worker=…`: checked and accepted. Each model
@@ -267,7 +266,6 @@ async fn scale(
         })?;
     }
     Ok(status(
-        actix_web::http::StatusCode::OK,
         format!(
             "Workers for model: {} stay at {}: max-mnist runs each model's work on a fixed number of runners (setting limits.max_concurrent_decodes)",
             model.info().name,
@@ -278,14 +276,11 @@ async fn scale(
 
 /// TorchServe's `PUT /models/{model}/{version}/set-default`: each model has one version here.
 async fn set_default(model: Model) -> HttpResponse {
-    status(
-        actix_web::http::StatusCode::OK,
-        format!(
-            "Default version successfully updated for model \"{}\" to \"{}\"",
-            model.info().name,
-            model.info().version
-        ),
-    )
+    status(format!(
+        "Default version successfully updated for model \"{}\" to \"{}\"",
+        model.info().name,
+        model.info().version
+    ))
 }
 
 /// `/models/{model}/all`: every version of the model, one here.
