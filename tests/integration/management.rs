@@ -250,7 +250,20 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
         "/models/max?min_worker=3&synchronous=true",
         None,
     );
-    assert!(status_of(scaled).contains("max"));
+    assert_eq!(status_of(scaled), "Workers scaled to 2 for model: max");
+    let versioned = app.manage(
+        Method::PUT,
+        "/models/max/1.0?min_worker=1&synchronous=true",
+        None,
+    );
+    assert_eq!(
+        status_of(versioned),
+        "Workers scaled to 2 for model: max, version: 1.0"
+    );
+    let later = app.manage(Method::PUT, "/models/max?min_worker=3", None);
+    assert_eq!(later.status(), 202);
+    let later: serde_json::Value = later.json().expect("JSON");
+    assert_eq!(later["status"], "Processing worker updates...");
     let inverted = app.manage(Method::PUT, "/models/max?min_worker=3&max_worker=1", None);
     assert!(torchserve_error(inverted, 400, "BadRequestException").contains("max_worker"));
     assert_eq!(

@@ -236,8 +236,10 @@ async fn unregister(
     )))
 }
 
-/// TorchServe's `PUT /models/{model}[/{version}]?min_worker=…`: checked and accepted. Each model
-/// runs its work on a fixed number of runners, which the answer states.
+/// TorchServe's `PUT /models/{model}[/{version}]?min_worker=…`: checked and answered as
+/// TorchServe does (202 "Processing worker updates...", or with `synchronous=true` 200 and the
+/// worker count), but each model keeps its fixed runners (`limits.max_concurrent_decodes`): the
+/// synchronous answer gives that count, and the log says so.
 async fn scale(
     model: Model,
     request: HttpRequest,
@@ -257,7 +259,7 @@ async fn scale(
             .into());
         }
     }
-    query.flag("synchronous")?;
+    let synchronous = query.flag("synchronous")?.unwrap_or(false);
     if let Some(timeout) = query.get("timeout") {
         timeout.parse::<i64>().map_err(|_| {
             ApiError::BadRequest(format!(
@@ -265,13 +267,26 @@ async fn scale(
             ))
         })?;
     }
-    Ok(status(
-        format!(
-            "Workers for model: {} stay at {}: max-mnist runs each model's work on a fixed number of runners (setting limits.max_concurrent_decodes)",
-            model.info().name,
-            state.registry.runners()
-        ),
-    ))
+    let runners = state.registry.runners();
+    let info = model.info();
+    log::info!(
+        "scaling model `{}` (min_worker {min:?}, max_worker {max:?}) accepted: it keeps its {runners} runners (setting limits.max_concurrent_decodes)",
+        info.name
+    );
+    if !synchronous {
+        return Ok(HttpResponse::Accepted().json(Status {
+            status: "Processing worker updates...".into(),
+        }));
+    }
+    let version = request
+        .match_info()
+        .get("version")
+        .map(|version| format!(", version: {version}"))
+        .unwrap_or_default();
+    Ok(status(format!(
+        "Workers scaled to {runners} for model: {}{version}",
+        info.name
+    )))
 }
 
 /// TorchServe's `PUT /models/{model}/{version}/set-default`: each model has one version here.
