@@ -9,7 +9,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::{web, HttpResponse, ResponseError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -89,7 +89,7 @@ pub async fn require_token(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let required = request.app_data::<web::Data<RequiredToken>>().cloned();
-    let refusal = required.and_then(|required| {
+    let problem = required.and_then(|required| {
         let token = required.token.as_ref()?;
         if is_open(required.api, request.path()) {
             return None;
@@ -111,20 +111,13 @@ pub async fn require_token(
             )),
         }
     });
-    match refusal {
+    match problem {
         None => next
             .call(request)
             .await
             .map(ServiceResponse::map_into_boxed_body),
         Some(message) => {
-            let error = ApiError::Unauthorized(message);
-            let mut response = if is_kserve(request.path()) {
-                KServeError(error).error_response()
-            } else if request.path().starts_with("/model/") {
-                error.error_response()
-            } else {
-                TorchServeError(error).error_response()
-            };
+            let mut response = refusal(request.path(), ApiError::Unauthorized(message));
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),
@@ -145,11 +138,7 @@ pub async fn refuse_web_pages(
         let error = ApiError::Forbidden(
             "the management API takes no requests from web pages (this one carries an Origin header): call it from a script or the command line, e.g. curl".into(),
         );
-        let response = if is_kserve(request.path()) {
-            KServeError(error).error_response()
-        } else {
-            TorchServeError(error).error_response()
-        };
+        let response = refusal(request.path(), error);
         return Ok(request.into_response(response));
     }
     next.call(request)
@@ -157,8 +146,15 @@ pub async fn refuse_web_pages(
         .map(ServiceResponse::map_into_boxed_body)
 }
 
-fn is_kserve(path: &str) -> bool {
-    path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2"
+/// `error` in the error shape of the protocol `path` belongs to: KServe's, MAX's, else TorchServe's.
+fn refusal(path: &str, error: ApiError) -> HttpResponse {
+    if path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2" {
+        KServeError(error).error_response()
+    } else if path.starts_with("/model/") {
+        error.error_response()
+    } else {
+        TorchServeError(error).error_response()
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).

@@ -3,7 +3,7 @@
 //! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
 use actix_web::web::Bytes;
-use max_mnist_core::{Classification, Explained, RawInput, Record, Work};
+use max_mnist_core::{Classification, Explained, Explanation, RawInput, Record, Work};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
 
@@ -98,6 +98,16 @@ pub async fn explain_one(
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the explanation went missing".into()))
+}
+
+/// The first instance's explanation, and the mean over them all (what the routes that answer
+/// several instances with one explanation give).
+pub fn first_and_mean(explained: &[Explained]) -> Result<(&Explained, Explanation), ApiError> {
+    let mean = Explanation::mean(explained.iter().map(|e| &e.explanation));
+    match (explained.first(), mean) {
+        (Some(first), Some(mean)) => Ok((first, mean)),
+        _ => Err(ApiError::Internal("no explanation came back".into())),
+    }
 }
 
 /// Flat values written as nested JSON arrays of `shape` (`[28,28]` → 28 rows of 28), as `f32`.

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod catch_panic;
+pub mod confined;
 pub mod errors;
 pub mod inference;
 pub mod metrics;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use actix_web::web;
 use max_mnist_core::ModelSource;
 
+use crate::confined::{resolve_inside, Refusal};
 use crate::errors::ApiError;
 use crate::registry::{LoadedModel, ServedModel};
 use crate::AppState;
@@ -27,7 +28,7 @@ pub async fn register(
     if let Some(name) = &name {
         check_name(name)?;
         if let Ok(served) = state.registry.resolve(name, None) {
-            return Err(already_registered(name, &served));
+            return Err(crate::registry::already_registered(name, &served));
         }
     }
     let limits = state.settings.load_limits.clone();
@@ -66,14 +67,6 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-pub fn already_registered(name: &str, served: &ServedModel) -> ApiError {
-    ApiError::Conflict(format!(
-        "model `{name}` is already registered (version {}, from {}): unregister it first, or register this one under another model_name",
-        served.info().version,
-        served.url
-    ))
-}
-
 const NO_STORE: &str = "this server has no model store, so it cannot register models: start it with --model-store DIR (env MODEL_STORE) and copy the .mar there";
 
 /// The file `url` names in `store`, resolved (symlinks followed) and checked to be a regular file
@@ -106,31 +99,21 @@ pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
         ));
     }
     let store = store.ok_or_else(|| ApiError::BadRequest(NO_STORE.into()))?;
-    let store = store.canonicalize().map_err(|err| {
-        ApiError::Internal(format!(
+    resolve_inside(store, relative).map_err(|refusal| match refusal {
+        Refusal::Directory(err) => ApiError::Internal(format!(
             "the model store {} cannot be read ({err}): check --model-store",
             store.display()
-        ))
-    })?;
-    let path = store.join(relative).canonicalize().map_err(|_| {
-        refuse(format!(
+        )),
+        Refusal::Missing => refuse(format!(
             "there is no such file in the model store: {}",
-            listing(&store)
-        ))
-    })?;
-    if !path.starts_with(&store) {
-        return Err(refuse(
+            listing(store)
+        )),
+        Refusal::LeadsOut => refuse(
             "it is a symlink that leads out of the model store; copy the file into the store instead"
                 .into(),
-        ));
-    }
-    if !path.is_file() {
-        return Err(refuse(format!(
-            "it is not a regular file; {}",
-            listing(&store)
-        )));
-    }
-    Ok(path)
+        ),
+        Refusal::NotAFile => refuse(format!("it is not a regular file; {}", listing(store))),
+    })
 }
 
 /// `http` of `http://…`, `file` of `file:/…`: a scheme as RFC 3986 spells it, longer than one

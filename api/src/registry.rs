@@ -90,7 +90,7 @@ impl Registry {
         let mut models = self.write();
         let info = loaded.model.info();
         if let Some(served) = models.iter().find(|served| served.info().name == info.name) {
-            return Err(crate::model_store::already_registered(&info.name, served));
+            return Err(already_registered(&info.name, served));
         }
         metrics.add_model(info);
         let batch_sizes = metrics.batch_sizes(&info.name);
@@ -157,6 +157,15 @@ fn find(
         ))),
         _ => Ok(served.clone()),
     }
+}
+
+/// The 409 for a second model of one name.
+pub fn already_registered(name: &str, served: &ServedModel) -> ApiError {
+    ApiError::Conflict(format!(
+        "model `{name}` is already registered (version {}, from {}): unregister it first, or register this one under another model_name",
+        served.info().version,
+        served.url
+    ))
 }
 
 /// "this server serves `mnist` (version 1.0) and `max` (version 1)".

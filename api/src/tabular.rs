@@ -11,6 +11,7 @@ use max_mnist_core::records::parse_csv;
 use max_mnist_core::{Field, Record};
 use serde_json::{Map, Value};
 
+use crate::confined::{resolve_inside, Refusal};
 use crate::errors::ApiError;
 use crate::inference::{check_instance_count, Instance};
 use crate::upload::{
@@ -192,20 +193,12 @@ fn inside(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
             "input_file_path `{path}` {why}: name a CSV file inside the input directory, or send the CSV itself"
         ))
     };
-    let root = dir
-        .canonicalize()
-        .map_err(|_| refused("cannot be read: the input directory does not exist"))?;
-    let resolved = root
-        .join(path)
-        .canonicalize()
-        .map_err(|_| refused("is not a file in the input directory"))?;
-    if !resolved.starts_with(&root) {
-        return Err(refused("leads out of the input directory"));
-    }
-    if !resolved.is_file() {
-        return Err(refused("is not a regular file"));
-    }
-    Ok(resolved)
+    resolve_inside(dir, Path::new(path)).map_err(|refusal| match refusal {
+        Refusal::Directory(_) => refused("cannot be read: the input directory does not exist"),
+        Refusal::Missing => refused("is not a file in the input directory"),
+        Refusal::LeadsOut => refused("leads out of the input directory"),
+        Refusal::NotAFile => refused("is not a regular file"),
+    })
 }
 
 #[cfg(test)]

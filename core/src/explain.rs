@@ -20,19 +20,24 @@ pub struct Explanation {
 impl Explanation {
     /// The mean per input value over `explanations` (of one target), as the Titanic example's
     /// handler answers; `None` for none.
-    pub fn mean(explanations: &[Explanation]) -> Option<Explanation> {
-        let first = explanations.first()?;
-        let count = explanations.len() as f64;
+    pub fn mean<'a>(
+        explanations: impl IntoIterator<Item = &'a Explanation>,
+    ) -> Option<Explanation> {
+        let mut explanations = explanations.into_iter().peekable();
+        let first = explanations.peek()?;
+        let target = first.target;
         let mut sums = vec![0f64; first.attributions.len()];
         let mut delta = 0f64;
+        let mut count = 0f64;
         for explanation in explanations {
             for (sum, &a) in sums.iter_mut().zip(&explanation.attributions) {
                 *sum += f64::from(a);
             }
             delta += f64::from(explanation.convergence_delta);
+            count += 1.0;
         }
         Some(Explanation {
-            target: first.target,
+            target,
             attributions: sums.iter().map(|s| (s / count) as f32).collect(),
             convergence_delta: (delta / count) as f32,
         })
@@ -103,23 +108,24 @@ pub fn check_arguments(info: &ModelInfo, target: usize, steps: usize) -> Result<
 
 /// Integrated Gradients of output `target` at `input` with `steps` quadrature points, after
 /// [`check_arguments`]. `path_gradient(nodes)` is Σᵢ weightᵢ · ∇output(alphaᵢ · input) for the
-/// quadrature's (alpha, weight) nodes; `output(x)` is the explained output at `x`.
-pub fn integrated_gradients(
+/// quadrature's (alpha, weight) nodes; `outputs(x)` are the network's outputs at `x`.
+pub fn integrated_gradients<const N: usize, O: AsRef<[f32]>>(
     info: &ModelInfo,
-    input: &[f32],
+    input: &[f32; N],
     target: usize,
     steps: usize,
     path_gradient: impl FnOnce(&[(f64, f64)]) -> Vec<f32>,
-    output: impl Fn(&[f32]) -> f32,
+    outputs: impl Fn(&[f32; N]) -> O,
 ) -> Result<Explanation, CoreError> {
     check_arguments(info, target, steps)?;
+    let output = |x: &[f32; N]| outputs(x).as_ref().get(target).copied().unwrap_or(f32::NAN);
     let average = path_gradient(&gauss_legendre(steps));
     let attributions: Vec<f32> = average
         .iter()
         .zip(input)
         .map(|(average, &x)| average * x)
         .collect();
-    let rise = f64::from(output(input)) - f64::from(output(&vec![0.0; input.len()]));
+    let rise = f64::from(output(input)) - f64::from(output(&[0.0; N]));
     let total: f64 = attributions.iter().map(|&a| f64::from(a)).sum();
     Ok(Explanation {
         target,

@@ -14,19 +14,6 @@ pub const SIDE: usize = 28;
 /// Pixels of one MNIST image.
 pub const PIXELS: usize = SIDE * SIDE;
 
-/// The 28×28 image a pre-processed input holds.
-pub fn image_of(input: &ModelInput) -> Result<&[f32; PIXELS], InputError> {
-    input
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| InputError::TensorSize {
-            found: input.0.len(),
-            expected: PIXELS,
-            shapes: format!("[{PIXELS}]"),
-        })
-}
-
 /// torchvision's `ToTensor()` then `Normalize((mean,), (std,))`, in `f32` as PyTorch computes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalisation {

@@ -25,6 +25,20 @@ pub enum RawInput<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInput(pub Vec<f32>);
 
+impl ModelInput {
+    /// The values as the network's fixed-size input (`N` = [`InputInfo::len`]).
+    pub fn values<const N: usize>(&self) -> Result<&[f32; N], InputError> {
+        self.0
+            .as_slice()
+            .try_into()
+            .map_err(|_| InputError::TensorSize {
+                found: self.0.len(),
+                expected: N,
+                shapes: format!("[{N}]"),
+            })
+    }
+}
+
 /// The network's output for one instance, as its PyTorch module returns it: logits,
 /// log-probabilities or probabilities, as [`OutputInfo::kind`] says.
 #[derive(Debug, Clone, PartialEq)]
@@ -370,6 +384,13 @@ pub struct OutputInfo {
     pub kind: OutputKind,
     /// One label per class, in class order.
     pub labels: Vec<String>,
+}
+
+impl OutputInfo {
+    /// The label of `class` (empty for a class the model does not have).
+    pub fn label(&self, class: usize) -> &str {
+        self.labels.get(class).map_or("", String::as_str)
+    }
 }
 
 /// Which output an explanation explains when the request names none.

@@ -4,7 +4,8 @@ use max_mnist_core::architectures::my_convnet::NORMALISATION;
 use max_mnist_core::{Model, ModelInput, RawInput};
 
 use crate::helpers::{
-    assert_matches_captum, captum_item, json_numbers, mnist_test_set, reference, upstream_model,
+    assert_matches_captum, captum_item, json_numbers, mnist_test_set, png_body, reference,
+    upstream_model,
 };
 
 #[test]
@@ -122,15 +123,7 @@ fn the_explain_route_answers_json_and_a_heatmap() {
             .multipart(form(None, None))
             .send()
             .expect("POST");
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("image/png")
-        );
-        let picture = image::load_from_memory(&response.bytes().expect("body")).expect("a PNG");
+        let picture = png_body(response);
         assert_eq!((picture.width(), picture.height()), (280, 280));
     }
 

@@ -487,6 +487,19 @@ impl TestApp {
     }
 }
 
+/// The picture of a 200 `image/png` answer, decoded.
+pub fn png_body(response: Response) -> image::DynamicImage {
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("image/png")
+    );
+    image::load_from_memory(&response.bytes().expect("body")).expect("a PNG")
+}
+
 pub fn image_form(field: &str, image: Vec<u8>) -> Form {
     Form::new().part(
         field.to_owned(),

@@ -11,7 +11,7 @@ use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    json_numbers, kserve_error, load_model, max_error, ok_json, service_settings,
+    json_numbers, kserve_error, load_model, max_error, ok_json, png_body, service_settings,
     spawn_app_with_models, titanic_dir, titanic_model, titanic_reference, torchserve_error,
     upstream_weights, TestApp,
 };
@@ -285,15 +285,7 @@ fn explanations_come_as_means_per_feature_rows_and_a_chart() {
             .expect("POST"),
     ];
     for response in pictures {
-        assert_eq!(response.status(), 200);
-        assert_eq!(
-            response
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok()),
-            Some("image/png")
-        );
-        let chart = image::load_from_memory(&response.bytes().expect("body")).expect("a PNG");
+        let chart = png_body(response);
         assert!(
             chart.width() >= 400 && chart.height() >= 12 * 20,
             "{}×{}",

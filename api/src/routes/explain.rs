@@ -4,13 +4,15 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use max_mnist_core::{Explained, Explanation, InputKind};
+use max_mnist_core::InputKind;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::MaxModel;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
-use crate::inference::{explain, explain_one, trimmed, FeatureMap, Instance, Nested};
+use crate::inference::{
+    explain, explain_one, first_and_mean, trimmed, FeatureMap, Instance, Nested,
+};
 use crate::options::Options;
 use crate::registry::ServedModel;
 use crate::upload::{first_part, read_multipart};
@@ -172,11 +174,8 @@ async fn explain_passengers(
         (query, inside) => query.or(inside),
     };
     let requests = body.instances.into_iter().map(|i| (i, target)).collect();
-    let explained: Vec<Explained> = explain(model, requests, steps).await?;
-    let explanations: Vec<Explanation> = explained.iter().map(|e| e.explanation.clone()).collect();
-    let (Some(first), Some(mean)) = (explained.first(), Explanation::mean(&explanations)) else {
-        return Err(ApiError::Internal("no explanation came back".into()));
-    };
+    let explained = explain(model, requests, steps).await?;
+    let (first, mean) = first_and_mean(&explained)?;
     if png {
         let picture = model.model.explanation_png(&first.input, &mean)?;
         return Ok(HttpResponse::Ok().content_type("image/png").body(picture));
@@ -186,11 +185,7 @@ async fn explain_passengers(
     Ok(HttpResponse::Ok().json(TabularExplainResponse {
         status: "ok",
         target: mean.target,
-        label: info
-            .output
-            .labels
-            .get(mean.target)
-            .map_or("", String::as_str),
+        label: info.output.label(mean.target),
         attributions: FeatureMap {
             names,
             values: &mean.attributions,

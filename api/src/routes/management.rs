@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
 use crate::registry::{Resolved, ServedModel};
+use crate::upload::parse_number;
 use crate::AppState;
 
 type Model = Resolved<TorchServeError>;
@@ -142,7 +143,7 @@ fn describe(served: &ServedModel, state: &AppState) -> ModelDescription {
 }
 
 /// TorchServe's `GET /models/{model}[/{version}]`: a model described, as a one-element list
-/// (`/models/{model}/all` lists every version: one here).
+/// (also `/models/{model}/all`, every version: each model has one here).
 #[utoipa::path(
     get,
     path = "/models/{model}",
@@ -190,8 +191,8 @@ async fn register(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
     let query = Query::parse(&request, REGISTER_PARAMETERS)?;
+    let workers = query.number("initial_workers")?;
     for number in [
-        "initial_workers",
         "batch_size",
         "max_batch_delay",
         "response_timeout",
@@ -203,9 +204,7 @@ async fn register(
     let url = query.get("url").unwrap_or_default();
     let served =
         model_store::register(&state, url, query.get("model_name").map(str::to_owned)).await?;
-    let workers = query
-        .number("initial_workers")?
-        .unwrap_or(state.registry.runners());
+    let workers = workers.unwrap_or(state.registry.runners());
     log::info!(
         "registered model `{}` version {} from {url}",
         served.info().name,
@@ -298,16 +297,6 @@ async fn set_default(model: Model) -> HttpResponse {
     ))
 }
 
-/// `/models/{model}/all`: every version of the model, one here.
-async fn describe_all_versions(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, TorchServeError> {
-    let name = request.match_info().get("model").unwrap_or_default();
-    let served = state.registry.resolve(name, None)?;
-    Ok(HttpResponse::Ok().json([describe(&served, &state)]))
-}
-
 /// A query string's parameters, each named at most once and each a known one.
 struct Query(HashMap<String, String>);
 
@@ -339,13 +328,7 @@ impl Query {
 
     fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
         self.get(key)
-            .map(|value| {
-                value.parse().map_err(|_| {
-                    ApiError::BadRequest(format!(
-                        "`{key}` is `{value}`, not a whole number of 0 or more"
-                    ))
-                })
-            })
+            .map(|value| parse_number(value, key))
             .transpose()
     }
 
@@ -366,7 +349,7 @@ impl Query {
 pub fn configure_read_only(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/models").route(web::get().to(models)))
         .service(web::resource("/models/{model}").route(web::get().to(describe_model)))
-        .service(web::resource("/models/{model}/all").route(web::get().to(describe_all_versions)))
+        .service(web::resource("/models/{model}/all").route(web::get().to(describe_model)))
         .service(web::resource("/models/{model}/{version}").route(web::get().to(describe_model)));
 }
 
@@ -377,7 +360,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(models))
             .route(web::post().to(register)),
     )
-    .service(web::resource("/models/{model}/all").route(web::get().to(describe_all_versions)))
+    .service(web::resource("/models/{model}/all").route(web::get().to(describe_model)))
     .service(
         web::resource("/models/{model}/{version}/set-default").route(web::put().to(set_default)),
     )

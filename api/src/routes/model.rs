@@ -142,7 +142,7 @@ pub async fn predict(
             .iter()
             .map(|c| PredictionBody {
                 prediction: c.class,
-                label: info.output.labels.get(c.class).cloned(),
+                label: Some(info.output.label(c.class).to_owned()),
                 probability: c.probabilities.get(c.class).copied().unwrap_or(0.0),
             })
             .collect();

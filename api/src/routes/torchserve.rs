@@ -8,10 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use max_mnist_core::{Explanation, InputKind};
+use max_mnist_core::InputKind;
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
-use crate::inference::{classify, explain, FeatureMap, Instance, Nested};
+use crate::inference::{classify, explain, first_and_mean, FeatureMap, Instance, Nested};
 use crate::options::Options;
 use crate::registry::{Resolved, ServedModel};
 use crate::tabular;
@@ -149,7 +149,7 @@ async fn predict_one(
     if info.input.kind == InputKind::Features {
         let labels: Vec<&str> = classifications
             .iter()
-            .map(|c| info.output.labels.get(c.class).map_or("", String::as_str))
+            .map(|c| info.output.label(c.class))
             .collect();
         return Ok(HttpResponse::Ok().json(labels));
     }
@@ -194,10 +194,7 @@ pub async fn explanations(
     let target = body.target;
     let requests = body.instances.into_iter().map(|i| (i, target)).collect();
     let explained = explain(&model, requests, info.explanation.steps).await?;
-    let explanations: Vec<Explanation> = explained.iter().map(|e| e.explanation.clone()).collect();
-    let (Some(first), Some(mean)) = (explained.first(), Explanation::mean(&explanations)) else {
-        return Err(ApiError::Internal("no explanation came back".into()).into());
-    };
+    let (first, mean) = first_and_mean(&explained)?;
     if png {
         let picture = model
             .model

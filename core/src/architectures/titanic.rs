@@ -186,13 +186,17 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
-fn required_number(record: &Record, column: &str) -> Result<f64, InputError> {
-    record
+/// The column's number; `None` when it is missing or empty.
+fn number(record: &Record, column: &str) -> Result<Option<f64>, InputError> {
+    Ok(record
         .get(column)
         .map(|field| field.number(column))
         .transpose()?
-        .flatten()
-        .ok_or_else(|| missing(column))
+        .flatten())
+}
+
+fn required_number(record: &Record, column: &str) -> Result<f64, InputError> {
+    number(record, column)?.ok_or_else(|| missing(column))
 }
 
 fn missing(column: &str) -> InputError {
@@ -207,14 +211,6 @@ fn encode_raw(record: &Record) -> Result<[f64; INPUTS], InputError> {
     let bad = |column: &str, problem: String| InputError::Field {
         column: column.to_owned(),
         problem,
-    };
-    let optional = |column: &str, mean: f64| -> Result<f64, InputError> {
-        Ok(record
-            .get(column)
-            .map(|field| field.number(column))
-            .transpose()?
-            .flatten()
-            .unwrap_or(mean))
     };
     let pclass = required_number(record, "pclass")?;
     let class = [1.0, 2.0, 3.0]
@@ -247,10 +243,10 @@ fn encode_raw(record: &Record) -> Result<[f64; INPUTS], InputError> {
     };
     let one_hot = |index: Option<usize>, at: usize| f64::from(u8::from(index == Some(at)));
     Ok([
-        optional("age", MEAN_AGE)?,
+        number(record, "age")?.unwrap_or(MEAN_AGE),
         required_number(record, "sibsp")?,
         required_number(record, "parch")?,
-        optional("fare", MEAN_FARE)?,
+        number(record, "fare")?.unwrap_or(MEAN_FARE),
         female,
         1.0 - female,
         one_hot(embarked, 0),
@@ -284,18 +280,6 @@ fn checked(values: &[f64]) -> Result<[f32; INPUTS], InputError> {
     Ok(features)
 }
 
-fn features(input: &ModelInput) -> Result<&[f32; INPUTS], InputError> {
-    input
-        .0
-        .as_slice()
-        .try_into()
-        .map_err(|_| InputError::TensorSize {
-            found: input.0.len(),
-            expected: INPUTS,
-            shapes: format!("[{INPUTS}]"),
-        })
-}
-
 impl Model for TitanicModel {
     fn info(&self) -> &ModelInfo {
         &self.info
@@ -320,7 +304,7 @@ impl Model for TitanicModel {
         batch
             .iter()
             .map(|input| {
-                let x = features(input)?;
+                let x = input.values()?;
                 Ok(ModelOutput(self.forward(x).probabilities.to_vec()))
             })
             .collect()
@@ -332,7 +316,7 @@ impl Model for TitanicModel {
         target: usize,
         steps: usize,
     ) -> Result<Explanation, CoreError> {
-        let x = features(input)?;
+        let x = input.values()?;
         explain::integrated_gradients(
             &self.info,
             x,
@@ -348,15 +332,7 @@ impl Model for TitanicModel {
                 }
                 sum.to_vec()
             },
-            |at| {
-                <&[f32; INPUTS]>::try_from(at).map_or(f32::NAN, |at| {
-                    self.forward(at)
-                        .probabilities
-                        .get(target)
-                        .copied()
-                        .unwrap_or(f32::NAN)
-                })
-            },
+            |at| self.forward(at).probabilities,
         )
     }
 

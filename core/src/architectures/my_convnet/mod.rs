@@ -12,7 +12,7 @@ use candle_core::{Device, Module, Tensor};
 
 use super::{digit_classifier_info, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation};
-use crate::image_input::{image_of as image, ImageLimits, ImagePipeline, Normalisation};
+use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
 use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
 use crate::CoreError;
 
@@ -118,7 +118,7 @@ impl MyConvNetModel {
     fn batch_tensor(&self, batch: &[ModelInput]) -> Result<Tensor, CoreError> {
         let values: Vec<f32> = batch
             .iter()
-            .map(|input| image(input).map(|image| image.as_slice()))
+            .map(|input| input.values::<PIXELS>().map(|image| image.as_slice()))
             .collect::<Result<Vec<_>, _>>()?
             .concat();
         Ok(Tensor::from_vec(
@@ -151,7 +151,7 @@ impl Model for MyConvNetModel {
         let fused = self.net.fused();
         batch
             .iter()
-            .map(|input| Ok(ModelOutput(fused.logits(image(input)?).to_vec())))
+            .map(|input| Ok(ModelOutput(fused.logits(input.values()?).to_vec())))
             .collect()
     }
 
@@ -161,22 +161,14 @@ impl Model for MyConvNetModel {
         target: usize,
         steps: usize,
     ) -> Result<Explanation, CoreError> {
-        let pixels = image(input)?;
+        let pixels = input.values()?;
         explain::integrated_gradients(
             &self.info,
             pixels,
             target,
             steps,
             |nodes| self.plain.path_gradient(pixels, target, nodes),
-            |x| {
-                x.try_into().map_or(f32::NAN, |x| {
-                    self.plain
-                        .logits(x)
-                        .get(target)
-                        .copied()
-                        .unwrap_or(f32::NAN)
-                })
-            },
+            |x| self.plain.logits(x),
         )
     }
 

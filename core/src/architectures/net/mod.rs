@@ -6,7 +6,7 @@ pub mod kernel;
 
 use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation};
-use crate::image_input::{image_of as image, ImageLimits, ImagePipeline, Normalisation};
+use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
 use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
 use crate::CoreError;
 use kernel::{NetKernel, NetParameters};
@@ -110,7 +110,10 @@ impl Model for NetModel {
     }
 
     fn predict(&self, batch: &[ModelInput]) -> Result<Vec<ModelOutput>, CoreError> {
-        let images = batch.iter().map(image).collect::<Result<Vec<_>, _>>()?;
+        let images = batch
+            .iter()
+            .map(ModelInput::values::<PIXELS>)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(self
             .kernel
             .log_probabilities(&images)
@@ -125,21 +128,14 @@ impl Model for NetModel {
         target: usize,
         steps: usize,
     ) -> Result<Explanation, CoreError> {
-        let pixels = image(input)?;
+        let pixels = input.values()?;
         explain::integrated_gradients(
             &self.info,
             pixels,
             target,
             steps,
             |nodes| self.kernel.path_gradient(pixels, target, nodes),
-            |x| {
-                x.try_into().map_or(f32::NAN, |x| {
-                    self.kernel.log_probabilities(&[x])[0]
-                        .get(target)
-                        .copied()
-                        .unwrap_or(f32::NAN)
-                })
-            },
+            |x| self.kernel.log_probabilities(&[x]).concat(),
         )
     }
 
@@ -228,7 +224,7 @@ mod tests {
     fn the_gradient_matches_finite_differences() {
         let (model, _) = model(5);
         let input = random_images(99, 1).remove(0);
-        let pixels = image(&input).expect("784");
+        let pixels = input.values::<PIXELS>().expect("784");
         let target = 3;
         // One node at alpha 1 with weight 1: the plain gradient at the input.
         let gradient = model.kernel.path_gradient(pixels, target, &[(1.0, 1.0)]);
