@@ -36,6 +36,11 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Classify image files offline: one JSON line per file.
     Predict(PredictArgs),
+    /// TorchServe's command line, for scripts written for it: `max-mnist torchserve --start
+    /// --model-store model_store --ncs --models mnist=mnist.mar --ts-config config.properties`.
+    /// Listens where TorchServe does (8080, 8081, 8082 on 127.0.0.1) unless config.properties says
+    /// otherwise, and serves only the models named (none: an empty start).
+    Torchserve(TorchServeArgs),
 }
 
 #[derive(Debug, Args, Default)]
@@ -76,10 +81,64 @@ pub struct ServeArgs {
     /// Address of the management API (default 127.0.0.1: this machine only).
     #[arg(long, env = "MANAGEMENT_HOST")]
     pub management_host: Option<String>,
+    /// Serve `/metrics` (TorchServe's and this server's series) on a listener of its own, at
+    /// `[http://]HOST:PORT` (a bare PORT listens on 127.0.0.1). Default: off.
+    #[arg(long, env = "METRICS_ADDRESS", value_name = "ADDRESS")]
+    pub metrics_address: Option<String>,
+    /// TorchServe's config.properties: its addresses, model store, models, workers, limits and
+    /// tokens, under the flags and environment variables above and over config.toml.
+    #[arg(long, env = "TS_CONFIG_FILE", value_name = "FILE")]
+    pub ts_config: Option<PathBuf>,
     #[command(flatten)]
     pub tokens: TokenArgs,
     #[command(flatten)]
     pub weights: WeightsArg,
+}
+
+/// `torchserve`'s flags (its `ts/arg_parser.py`), with the same names and meanings.
+#[derive(Debug, Args, Default)]
+pub struct TorchServeArgs {
+    /// Start the server; without --foreground it runs in the background and this command returns
+    /// once it answers (its pid file lets --stop find it).
+    #[arg(long)]
+    pub start: bool,
+    /// Stop the server that `--start` left running.
+    #[arg(long, conflicts_with = "start")]
+    pub stop: bool,
+    /// Stay in the foreground (what a container's command wants).
+    #[arg(long)]
+    pub foreground: bool,
+    /// TorchServe's "no config snapshots": this server never writes snapshots, so it is the
+    /// only behaviour there is.
+    #[arg(long = "ncs", visible_alias = "no-config-snapshots")]
+    pub no_config_snapshots: bool,
+    /// TorchServe's config.properties.
+    #[arg(long, env = "TS_CONFIG_FILE", value_name = "FILE")]
+    pub ts_config: Option<PathBuf>,
+    /// Where archives are looked up, for --models and for registration.
+    #[arg(long, value_name = "DIR")]
+    pub model_store: Option<PathBuf>,
+    /// Models to load at start: NAME=FILE or FILE (space- or comma-separated), or `all` for every
+    /// archive in the model store. Given with no value: none.
+    #[arg(long, num_args = 0.., value_name = "MODEL")]
+    pub models: Option<Vec<String>>,
+    /// TorchServe's log4j2 configuration: not read (this server logs through RUST_LOG).
+    #[arg(long, value_name = "FILE")]
+    pub log_config: Option<PathBuf>,
+    /// Accepted and ignored: there are no C++ backends, workflows or Java plugins here.
+    #[arg(long, value_name = "FILE")]
+    pub cpp_log_config: Option<PathBuf>,
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub workflow_store: Option<PathBuf>,
+    #[arg(long, visible_alias = "ppath", value_name = "DIR", hide = true)]
+    pub plugins_path: Option<PathBuf>,
+    /// Turn token authorisation off, whatever config.properties says.
+    #[arg(long, visible_alias = "dt")]
+    pub disable_token_auth: bool,
+    /// Allow registering and unregistering models through the management API (on unless
+    /// config.properties sets enable_model_api=false).
+    #[arg(long)]
+    pub enable_model_api: bool,
 }
 
 /// Bearer tokens (each off unless set). Prefer the environment or a file to a flag, which other

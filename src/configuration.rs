@@ -44,6 +44,13 @@ pub struct ServerSettings {
     /// The management API's port; none: the API is off.
     #[serde(default)]
     pub management_port: Option<u16>,
+    /// `[http://]HOST:PORT` of a listener that serves only `/metrics`; none: off.
+    #[serde(default)]
+    pub metrics_address: Option<String>,
+    /// HTTP worker threads per listener; 0: one per core the process may use.
+    pub workers: usize,
+    /// Whether the management API registers and unregisters models.
+    pub model_api: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +88,7 @@ pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_multipart_parts: usize,
     pub max_concurrent_decodes: usize,
+    pub job_queue_size: usize,
     pub max_json_depth: usize,
     pub max_instances: usize,
     pub max_image_pixels: u64,
@@ -139,11 +147,14 @@ impl Settings {
                 max_body_bytes: self.limits.max_body_bytes,
                 max_multipart_parts: self.limits.max_multipart_parts,
                 max_concurrent_decodes: self.limits.max_concurrent_decodes,
+                job_queue_size: self.limits.job_queue_size,
+                http_workers: Some(self.server.workers).filter(|&n| n > 0),
                 max_json_depth: self.limits.max_json_depth,
                 max_instances: self.limits.max_instances,
                 request_timeout: Duration::from_secs(self.limits.request_timeout_secs),
                 keep_alive: Duration::from_secs(self.limits.keep_alive_secs),
             },
+            model_api: self.server.model_api,
         }
     }
 }

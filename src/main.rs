@@ -1,7 +1,6 @@
 //! `max-mnist`: serve, fetch and verify assets, check health, predict offline.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,9 +8,10 @@ use anyhow::Context;
 use clap::Parser;
 use max_mnist_api::{Application, Listeners, LoadedModel, ServiceSettings};
 
-use max_mnist::cli::{Cli, Command, ServeArgs};
+use max_mnist::cli::{Cli, Command, ServeArgs, TorchServeArgs};
 use max_mnist::configuration::Settings;
-use max_mnist::{assets, checksums, models, predict, tokens};
+use max_mnist::launch::{self, Launch};
+use max_mnist::{assets, checksums, daemon, models, predict};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -30,6 +30,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => serve(&settings, cli.serve),
         Some(Command::Serve(args)) => serve(&settings, args),
+        Some(Command::Torchserve(args)) => torchserve(&settings, &args),
         Some(Command::FetchAssets(args)) => {
             assets::fetch(&assets::FetchRequest {
                 bucket: args
@@ -61,6 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None,
                 &settings.model_store,
                 args.weights.weights.as_deref(),
+                true,
             )?;
             let loaded = models::load_all(&to_load, &settings.load_limits())?;
             let model = loaded
@@ -74,59 +76,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let store: PathBuf = args
-        .model_store
-        .clone()
-        .unwrap_or_else(|| settings.model_store.clone());
-    let to_load = models::to_load(
-        settings,
-        args.models.as_deref(),
-        &store,
-        args.weights.weights.as_deref(),
-    )?;
-    let auth = tokens::auth_settings(&args.tokens)?;
-    let loaded = models::load_all(&to_load, &settings.load_limits())?;
-    let mut service = settings.service_settings(&store);
-    service.auth = auth;
-    if let Some(dir) = args.input_dir {
-        service.input_dir = Some(dir);
+    let launch = launch::serve(settings, args)?;
+    run_server(launch)
+}
+
+/// `max-mnist torchserve`: stop, start in the background, or serve in the foreground.
+fn torchserve(settings: &Settings, args: &TorchServeArgs) -> anyhow::Result<ExitCode> {
+    if args.stop {
+        return daemon::stop();
     }
-    if let Some(enabled) = args.cors_enable {
-        service.cors.enabled = enabled;
+    let launch = launch::torchserve(settings, args)?;
+    if !args.foreground {
+        return daemon::start_in_background(&launch.inference);
     }
-    if let Some(origins) = args.cors_origins {
-        service.cors.origins = origins
-            .into_iter()
-            .map(|origin| origin.trim().to_owned())
-            .filter(|origin| !origin.is_empty())
-            .collect();
-    }
-    let host = args.host.unwrap_or_else(|| settings.server.host.clone());
-    let port = args.port.unwrap_or(settings.server.port);
-    let inference = TcpListener::bind((host.as_str(), port))
-        .with_context(|| format!("cannot listen on {host}:{port}; choose another --port"))?;
-    let management = match args.management_port.or(settings.server.management_port) {
-        Some(port) => {
-            let host = args
-                .management_host
-                .unwrap_or_else(|| settings.server.management_host.clone());
-            let listener = TcpListener::bind((host.as_str(), port)).with_context(|| {
-                format!("cannot listen on {host}:{port}; choose another --management-port")
-            })?;
-            Some(listener)
-        }
-        None => None,
-    };
-    log_start(&loaded, &service, &inference, management.as_ref())?;
+    daemon::check_not_running()?;
+    let _pid = daemon::write_pid()?;
+    run_server(launch)
+}
+
+fn run_server(launch: Launch) -> anyhow::Result<ExitCode> {
+    let loaded = models::load_all(&launch.models, &launch.service.load_limits)?;
+    let listeners = launch::bind(&launch)?;
+    log_start(&loaded, &launch.service, &listeners)?;
+    let service = launch.service;
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(
-            Listeners {
-                inference,
-                management,
-            },
-            loaded,
-            service,
-        )?;
+        let app = Application::build(listeners, loaded, service)?;
         app.run_until_stopped().await
     })?;
     log::info!("stopped");
@@ -137,8 +111,7 @@ fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
 fn log_start(
     loaded: &[LoadedModel],
     service: &ServiceSettings,
-    inference: &TcpListener,
-    management: Option<&TcpListener>,
+    listeners: &Listeners,
 ) -> std::io::Result<()> {
     for model in loaded {
         let info = model.model.info();
@@ -151,8 +124,21 @@ fn log_start(
             model.url
         );
     }
-    if let Some(management) = management {
-        let address = management.local_addr()?;
+    if loaded.is_empty() {
+        log::info!(
+            "no model loaded: register one through the management API (POST /models?url=FILE.mar)"
+        );
+    }
+    let management = match (&listeners.management, listeners.management_on_inference) {
+        (Some(listener), _) => Some(listener.local_addr()?),
+        (None, true) => listeners
+            .inference
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?,
+        (None, false) => None,
+    };
+    if let Some(address) = management {
         log::info!("management API on http://{address}");
         if service.auth.management.is_none() && !address.ip().is_loopback() {
             log::warn!(
@@ -163,6 +149,9 @@ fn log_start(
             log::warn!("no model store is set, so the management API cannot register models: set --model-store (env MODEL_STORE)");
         }
     }
+    if let Some(metrics) = &listeners.metrics {
+        log::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+    }
     for (api, token) in [
         ("inference", &service.auth.inference),
         ("management", &service.auth.management),
@@ -171,10 +160,12 @@ fn log_start(
             log::info!("the {api} API asks for its bearer token");
         }
     }
-    log::info!(
-        "serving on http://{} (Swagger UI at /)",
-        inference.local_addr()?
-    );
+    if let Some(inference) = &listeners.inference {
+        log::info!(
+            "serving on http://{} (Swagger UI at /)",
+            inference.local_addr()?
+        );
+    }
     Ok(())
 }
 

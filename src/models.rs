@@ -40,12 +40,15 @@ pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
     })
 }
 
-/// What to load: `models` from the command line (already split), else the configuration's.
+/// What to load: `models` when given (from the command line or config.properties, already
+/// split; empty: none, an empty start), else the configuration's `[[models]]`, else — when
+/// `max_by_default` — the MAX model.
 pub fn to_load(
     settings: &Settings,
     models: Option<&[String]>,
     store: &Path,
     weights: Option<&Path>,
+    max_by_default: bool,
 ) -> anyhow::Result<Vec<ModelToLoad>> {
     let entries = match models {
         Some(args) => args
@@ -55,6 +58,9 @@ pub fn to_load(
             .collect::<anyhow::Result<Vec<_>>>()?,
         None => settings.models.clone(),
     };
+    if entries.is_empty() && (models.is_some() || !max_by_default) {
+        return Ok(Vec::new());
+    }
     if entries.is_empty() {
         let path = weights.map_or_else(|| settings.model.weights.clone(), Path::to_path_buf);
         return Ok(vec![ModelToLoad {
@@ -172,11 +178,11 @@ mod tests {
         let settings = Settings::load(Some(Path::new("config.toml"))).expect("config");
         let store = Path::new("/srv/store");
         let args = ["mnist=mnist.mar".to_owned(), "max=/abs/max.pt".to_owned()];
-        let chosen = to_load(&settings, Some(&args), store, None).expect("chosen");
+        let chosen = to_load(&settings, Some(&args), store, None, true).expect("chosen");
         assert_eq!(chosen[0].source.path, Path::new("/srv/store/mnist.mar"));
         assert_eq!(chosen[0].url, "mnist.mar");
         assert_eq!(chosen[1].source.path, Path::new("/abs/max.pt"));
-        let default = to_load(&settings, None, store, None).expect("chosen");
+        let default = to_load(&settings, None, store, None, true).expect("chosen");
         assert_eq!(default.len(), 1);
         assert_eq!(
             default[0].source.path,
@@ -184,5 +190,12 @@ mod tests {
         );
         assert_eq!(default[0].source.name.as_deref(), Some("mnist"));
         assert_eq!(default[0].url, "mnist-classifier.pt");
+        let none: [String; 1] = [String::new()];
+        assert!(to_load(&settings, Some(&none), store, None, true)
+            .expect("empty")
+            .is_empty());
+        assert!(to_load(&settings, None, store, None, false)
+            .expect("empty")
+            .is_empty());
     }
 }

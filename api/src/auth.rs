@@ -54,33 +54,62 @@ pub struct AuthSettings {
 pub enum Api {
     Inference,
     Management,
+    /// Both on one listener (TorchServe's `inference_address == management_address`): each
+    /// route asks for its own API's token.
+    Both,
+    /// `/metrics` alone, open as it is on the inference listener.
+    Metrics,
 }
 
 impl Api {
+    /// The API a request to `path` belongs to, on a listener serving `self`.
+    fn of_path(self, path: &str) -> Self {
+        match self {
+            Self::Both if is_management_path(path) => Self::Management,
+            Self::Both => Self::Inference,
+            api => api,
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::Inference => "the inference token (the server's --inference-token, env INFERENCE_TOKEN, or the `inference` key of --token-file)",
             Self::Management => "the management token (the server's --management-token, env MANAGEMENT_TOKEN, or the `management` key of --token-file)",
+            Self::Both | Self::Metrics => "the token of this API",
+        }
+    }
+
+    fn token(self, tokens: &AuthSettings) -> Option<&Token> {
+        match self {
+            Self::Inference => tokens.inference.as_ref(),
+            Self::Management => tokens.management.as_ref(),
+            Self::Both | Self::Metrics => None,
         }
     }
 }
 
-/// The token one listener's routes ask for, as that listener's app data.
+/// TorchServe's management routes and KServe v2's model repository extension.
+fn is_management_path(path: &str) -> bool {
+    path == "/models" || path.starts_with("/models/") || path.starts_with("/v2/repository")
+}
+
+/// The tokens one listener's routes ask for, as that listener's app data.
 #[derive(Debug, Clone)]
 pub struct RequiredToken {
     pub api: Api,
-    pub token: Option<Token>,
+    pub tokens: AuthSettings,
 }
 
 /// Routes anyone may call: liveness and readiness (for orchestrators), metrics (for scrapers),
 /// and the documentation, whose Swagger UI takes the token through its Authorize button.
 fn is_open(api: Api, path: &str) -> bool {
-    api == Api::Inference
-        && (matches!(
-            path,
-            "/" | "/ping" | "/metrics" | "/swagger.json" | "/openapi.json" | "/swagger-ui"
-        ) || path.starts_with("/v2/health/")
-            || path.starts_with("/swagger-ui/"))
+    api == Api::Metrics
+        || api == Api::Inference
+            && (matches!(
+                path,
+                "/" | "/ping" | "/metrics" | "/swagger.json" | "/openapi.json" | "/swagger-ui"
+            ) || path.starts_with("/v2/health/")
+                || path.starts_with("/swagger-ui/"))
 }
 
 /// Answers a request without the listener's token with a 401 in its protocol's error shape.
@@ -90,8 +119,9 @@ pub async fn require_token(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let required = request.app_data::<web::Data<RequiredToken>>().cloned();
     let problem = required.and_then(|required| {
-        let token = required.token.as_ref()?;
-        if is_open(required.api, request.path()) {
+        let api = required.api.of_path(request.path());
+        let token = api.token(&required.tokens)?;
+        if is_open(api, request.path()) {
             return None;
         }
         let presented = request
@@ -103,11 +133,11 @@ pub async fn require_token(
             Some(presented) if token.matches(presented) => None,
             Some(_) => Some(format!(
                 "the bearer token sent is not {}: send that one",
-                required.api.describe()
+                api.describe()
             )),
             None => Some(format!(
                 "this route needs {}: send it as `Authorization: Bearer <token>`",
-                required.api.describe()
+                api.describe()
             )),
         }
     });
@@ -134,7 +164,10 @@ pub async fn refuse_web_pages(
     request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if request.headers().contains_key(header::ORIGIN) {
+    let management = request
+        .app_data::<web::Data<RequiredToken>>()
+        .is_some_and(|required| required.api.of_path(request.path()) == Api::Management);
+    if management && request.headers().contains_key(header::ORIGIN) {
         let error = ApiError::Forbidden(
             "the management API takes no requests from web pages (this one carries an Origin header): call it from a script or the command line, e.g. curl".into(),
         );

@@ -29,6 +29,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
+    ServiceUnavailable(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -55,6 +57,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +140,7 @@ impl ResponseError for TorchServeError {
             ApiError::NotFound(_) => "ModelNotFoundException",
             ApiError::Conflict(_) => "ConflictStatusException",
             ApiError::NotImplemented(_) => "NotImplementedException",
+            ApiError::ServiceUnavailable(_) => "ServiceUnavailableException",
             ApiError::Internal(_) => "InternalServerException",
         };
         HttpResponse::build(status).json(TorchServeErrorBody {

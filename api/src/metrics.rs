@@ -1,5 +1,8 @@
 //! Prometheus metrics: requests by route, method, status and model, their latency, the batch sizes
-//! of forward passes, and the models served. Rendered at `GET /metrics`.
+//! of forward passes, and the models served; and TorchServe's own series under its names, counted
+//! as its frontend counts them (`ts_inference_requests_total` and the latency counters per
+//! inference request, `Requests2XX/4XX/5XX` per response), so that its users' dashboards and
+//! alerts keep working. Rendered at `GET /metrics`.
 
 use std::time::Instant;
 
@@ -10,10 +13,11 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use max_mnist_core::ModelInfo;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
+use crate::work_queue::measure_queue_wait;
 use crate::AppState;
 
 pub struct Metrics {
@@ -22,6 +26,108 @@ pub struct Metrics {
     latency: HistogramVec,
     batch_size: HistogramVec,
     model_info: IntGaugeVec,
+    torchserve: TorchServeMetrics,
+}
+
+/// TorchServe's frontend metrics (its `ts/configs/metrics.yaml`), with its names and labels.
+struct TorchServeMetrics {
+    hostname: String,
+    inference_requests: IntCounterVec,
+    inference_latency: CounterVec,
+    queue_latency: CounterVec,
+    /// `Requests2XX`, `Requests4XX`, `Requests5XX`.
+    responses: [IntCounterVec; 3],
+}
+
+impl TorchServeMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let per_model = ["model_name", "model_version", "hostname"];
+        let inference_requests = IntCounterVec::new(
+            Opts::new(
+                "ts_inference_requests_total",
+                "Total number of inference requests.",
+            ),
+            &per_model,
+        )?;
+        let inference_latency = CounterVec::new(
+            Opts::new(
+                "ts_inference_latency_microseconds",
+                "Cumulative inference duration in microseconds",
+            ),
+            &per_model,
+        )?;
+        let queue_latency = CounterVec::new(
+            Opts::new(
+                "ts_queue_latency_microseconds",
+                "Cumulative queue duration in microseconds",
+            ),
+            &per_model,
+        )?;
+        let responses = ["Requests2XX", "Requests4XX", "Requests5XX"].map(|name| {
+            IntCounterVec::new(
+                Opts::new(
+                    name,
+                    format!("{name}: responses of that class, all listeners"),
+                ),
+                &["Level", "Hostname"],
+            )
+        });
+        let [ok, client, server] = responses;
+        let responses = [ok?, client?, server?];
+        registry.register(Box::new(inference_requests.clone()))?;
+        registry.register(Box::new(inference_latency.clone()))?;
+        registry.register(Box::new(queue_latency.clone()))?;
+        for counter in &responses {
+            registry.register(Box::new(counter.clone()))?;
+        }
+        Ok(Self {
+            hostname: hostname(),
+            inference_requests,
+            inference_latency,
+            queue_latency,
+            responses,
+        })
+    }
+
+    /// One inference request of `model` (`version` as the request named it, else "default",
+    /// as TorchServe labels it).
+    fn observe_inference(&self, model: &str, version: &str, micros: f64, queued_micros: f64) {
+        let labels = [model, version, self.hostname.as_str()];
+        self.inference_requests.with_label_values(&labels).inc();
+        self.inference_latency
+            .with_label_values(&labels)
+            .inc_by(micros);
+        self.queue_latency
+            .with_label_values(&labels)
+            .inc_by(queued_micros);
+    }
+
+    fn observe_response(&self, status: StatusCode) {
+        let class = match status.as_u16() {
+            200..=299 => 0,
+            400..=499 => 1,
+            500..=599 => 2,
+            _ => return,
+        };
+        self.responses[class]
+            .with_label_values(&["Host", self.hostname.as_str()])
+            .inc();
+    }
+}
+
+/// The machine's name, as TorchServe's `hostname` label gives it.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "Unknown".to_owned())
+}
+
+/// Whether `route` runs a model (TorchServe counts these as inference requests).
+fn is_inference_route(route: &str) -> bool {
+    route.contains("predict") || route.contains("explain") || route.ends_with("/infer")
 }
 
 impl Metrics {
@@ -61,12 +167,14 @@ impl Metrics {
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(model_info.clone()))?;
+        let torchserve = TorchServeMetrics::new(&registry)?;
         Ok(Self {
             registry,
             requests,
             latency,
             batch_size,
             model_info,
+            torchserve,
         })
     }
 
@@ -125,15 +233,18 @@ pub async fn record(
     let started = Instant::now();
     let state = request.app_data::<web::Data<AppState>>().cloned();
     let method = request.method().clone();
-    let result = next.call(request).await;
+    let (result, queued_micros) = measure_queue_wait(next.call(request)).await;
     if let Some(state) = state {
-        let (route, status, named) = match &result {
+        let elapsed = started.elapsed();
+        let (route, status, named, version) = match &result {
             Ok(response) => {
                 let request = response.request();
-                let named = request.match_info().get("model").map(str::to_owned);
-                (request.match_pattern(), response.status(), named)
+                let info = request.match_info();
+                let named = info.get("model").map(str::to_owned);
+                let version = info.get("version").map(str::to_owned);
+                (request.match_pattern(), response.status(), named, version)
             }
-            Err(err) => (None, err.as_response_error().status_code(), None),
+            Err(err) => (None, err.as_response_error().status_code(), None, None),
         };
         let route = route.unwrap_or_else(|| "unmatched".to_owned());
         let models = state.registry.all();
@@ -148,8 +259,17 @@ pub async fn record(
             method.as_str(),
             status,
             model,
-            started.elapsed().as_secs_f64(),
+            elapsed.as_secs_f64(),
         );
+        if !model.is_empty() && is_inference_route(&route) {
+            state.metrics.torchserve.observe_inference(
+                model,
+                version.as_deref().unwrap_or("default"),
+                elapsed.as_secs_f64() * 1e6,
+                queued_micros as f64,
+            );
+        }
+        state.metrics.torchserve.observe_response(status);
     }
     result
 }

@@ -50,13 +50,16 @@ pub struct Registry {
     models: RwLock<Arc<Vec<Arc<ServedModel>>>>,
     /// Runners of each model's expensive work.
     runners: usize,
+    /// Requests each model's work queue holds.
+    queue_size: usize,
 }
 
 impl Registry {
-    pub fn new(runners: usize) -> Self {
+    pub fn new(runners: usize, queue_size: usize) -> Self {
         Self {
             models: RwLock::new(Arc::new(Vec::new())),
             runners,
+            queue_size,
         }
     }
 
@@ -95,7 +98,12 @@ impl Registry {
         metrics.add_model(info);
         let batch_sizes = metrics.batch_sizes(&info.name);
         let served = Arc::new(ServedModel {
-            work_queue: WorkQueue::new(loaded.model.clone(), self.runners, batch_sizes.clone()),
+            work_queue: WorkQueue::new(
+                loaded.model.clone(),
+                self.runners,
+                self.queue_size,
+                batch_sizes.clone(),
+            ),
             batch_sizes,
             model: loaded.model,
             url: loaded.url,
@@ -168,10 +176,12 @@ pub fn already_registered(name: &str, served: &ServedModel) -> ApiError {
     ))
 }
 
+const NO_MODEL: &str = "this server serves no model at the moment: register one with the management API's POST /models?url=FILE.mar (the archive in the model store, e.g. `curl -X POST \"http://127.0.0.1:8081/models?url=mnist.mar\"`), or start with --models NAME=FILE";
+
 /// "this server serves `mnist` (version 1.0) and `max` (version 1)".
 fn served_list(models: &[Arc<ServedModel>]) -> String {
     if models.is_empty() {
-        return "this server serves no model at the moment".into();
+        return NO_MODEL.into();
     }
     let names: Vec<String> = models
         .iter()
@@ -218,11 +228,9 @@ impl<E: From<ApiError> + ResponseError + 'static> FromRequest for Resolved<E> {
             let registry = &state.registry;
             match request.match_info().get("model") {
                 Some(name) => registry.resolve(name, request.match_info().get("version")),
-                None => registry.first().ok_or_else(|| {
-                    ApiError::NotFound(
-                        "this server serves no model at the moment: register one".into(),
-                    )
-                }),
+                None => registry
+                    .first()
+                    .ok_or_else(|| ApiError::NotFound(format!("{NO_MODEL}."))),
             }
         })();
         ready(

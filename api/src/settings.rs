@@ -49,6 +49,9 @@ pub struct ServiceSettings {
     pub api: ApiInfo,
     pub cors: CorsSettings,
     pub limits: RequestLimits,
+    /// Whether the management API registers and unregisters models (TorchServe's
+    /// `enable_model_api`); describing and scaling are always allowed.
+    pub model_api: bool,
 }
 
 impl ServiceSettings {
@@ -91,6 +94,10 @@ pub struct RequestLimits {
     /// Most expensive tasks (big images, explanations, big networks) of one model at once: each
     /// may take up to the decoder's memory limit.
     pub max_concurrent_decodes: usize,
+    /// Most requests waiting for one model's runners (TorchServe's `job_queue_size`); a 503 beyond.
+    pub job_queue_size: usize,
+    /// HTTP worker threads per listener; `None`: one per core the process may use.
+    pub http_workers: Option<usize>,
     /// Most instances in one KServe request (one forward pass).
     pub max_instances: usize,
     /// Deepest nesting of arrays and objects in a JSON body.

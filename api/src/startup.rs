@@ -78,17 +78,22 @@ fn serialised_document(
     serde_json::to_vec(&document).map(web::Bytes::from)
 }
 
-/// Where the server listens: the inference API, and the management API when it is on.
+/// Where the server listens: the inference API, the management API when it is on (on a listener
+/// of its own, or on the inference listener as TorchServe does when both addresses are the same),
+/// and `/metrics` alone when asked for.
+#[derive(Default)]
 pub struct Listeners {
-    pub inference: TcpListener,
+    pub inference: Option<TcpListener>,
     pub management: Option<TcpListener>,
+    pub management_on_inference: bool,
+    pub metrics: Option<TcpListener>,
 }
 
 impl From<TcpListener> for Listeners {
     fn from(inference: TcpListener) -> Self {
         Self {
-            inference,
-            management: None,
+            inference: Some(inference),
+            ..Self::default()
         }
     }
 }
@@ -97,6 +102,7 @@ impl From<TcpListener> for Listeners {
 pub struct Application {
     port: u16,
     management_port: Option<u16>,
+    metrics_port: Option<u16>,
     servers: Vec<Server>,
 }
 
@@ -108,9 +114,15 @@ impl Application {
         settings: ServiceSettings,
     ) -> std::io::Result<Self> {
         let listeners = listeners.into();
-        let port = listeners.inference.local_addr()?.port();
+        let inference = listeners
+            .inference
+            .ok_or_else(|| std::io::Error::other("no inference listener"))?;
+        let port = inference.local_addr()?.port();
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
-        let registry = Registry::new(settings.limits.max_concurrent_decodes);
+        let registry = Registry::new(
+            settings.limits.max_concurrent_decodes,
+            settings.limits.job_queue_size,
+        );
         for model in models {
             registry
                 .add(model, &metrics)
@@ -124,20 +136,34 @@ impl Application {
             settings,
             openapi_json,
         });
-        let mut servers = vec![serve(
-            listeners.inference,
-            state.clone(),
-            Api::Inference,
-            routes::configure,
-        )?];
+        let (api, configure): (Api, fn(&mut web::ServiceConfig)) =
+            if listeners.management_on_inference {
+                (Api::Both, routes::configure_both)
+            } else {
+                (Api::Inference, routes::configure)
+            };
+        let mut servers = vec![serve(inference, state.clone(), api, configure)?];
         let management_port = match listeners.management {
             Some(listener) => {
                 let port = listener.local_addr()?.port();
                 servers.push(serve(
                     listener,
-                    state,
+                    state.clone(),
                     Api::Management,
                     routes::management::configure,
+                )?);
+                Some(port)
+            }
+            None => listeners.management_on_inference.then_some(port),
+        };
+        let metrics_port = match listeners.metrics {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                servers.push(serve(
+                    listener,
+                    state,
+                    Api::Metrics,
+                    routes::health::configure_metrics,
                 )?);
                 Some(port)
             }
@@ -146,6 +172,7 @@ impl Application {
         Ok(Self {
             port,
             management_port,
+            metrics_port,
             servers,
         })
     }
@@ -159,9 +186,27 @@ impl Application {
         self.management_port
     }
 
-    /// Serves until SIGINT or SIGTERM, then drains in-flight requests.
+    /// The metrics listener's port, when it is on.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    /// Serves until SIGINT or SIGTERM, then drains in-flight requests on every listener (actix's
+    /// own signal handling would stop at once on SIGINT, dropping them).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        futures_util::future::try_join_all(self.servers).await?;
+        let handles: Vec<_> = self.servers.iter().map(Server::handle).collect();
+        let servers = futures_util::future::try_join_all(self.servers);
+        futures_util::pin_mut!(servers);
+        tokio::select! {
+            result = &mut servers => { result?; }
+            () = shutdown_signal() => {
+                log::info!("stopping: finishing the requests in flight");
+                // The servers act on a stop only while they are polled.
+                let stops = futures_util::future::join_all(handles.iter().map(|handle| handle.stop(true)));
+                let (result, _) = futures_util::future::join(&mut servers, stops).await;
+                result?;
+            }
+        }
         Ok(())
     }
 }
@@ -177,23 +222,18 @@ fn serve(
     let cors = state.settings.cors.clone();
     let required = web::Data::new(RequiredToken {
         api,
-        token: match api {
-            Api::Inference => state.settings.auth.inference.clone(),
-            Api::Management => state.settings.auth.management.clone(),
-        },
+        tokens: state.settings.auth.clone(),
     });
-    let inference = api == Api::Inference;
-    Ok(HttpServer::new(move || {
+    let inference = api != Api::Management;
+    let workers = limits.http_workers;
+    let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(required.clone())
             // Inside CORS, so that preflight requests (which carry no token) are answered, and
             // inside the metrics, so that refusals are counted.
             .wrap(middleware::from_fn(auth::require_token))
-            .wrap(middleware::Condition::new(
-                !inference,
-                middleware::from_fn(auth::refuse_web_pages),
-            ))
+            .wrap(middleware::from_fn(auth::refuse_web_pages))
             .wrap(middleware::from_fn(catch_panic))
             .wrap(middleware::from_fn(metrics::record))
             .wrap(middleware::Condition::new(
@@ -205,8 +245,41 @@ fn serve(
     })
     .client_request_timeout(limits.request_timeout)
     .keep_alive(limits.keep_alive)
-    .listen(listener)?
-    .run())
+    .disable_signals();
+    let server = match workers {
+        Some(workers) => server.workers(workers),
+        None => server,
+    };
+    Ok(server.listen(listener)?.run())
+}
+
+/// SIGTERM (what Docker and Kubernetes send) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            _ => {
+                log::warn!("cannot listen for SIGTERM and SIGINT: stop the server by killing it");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn cors_policy(settings: &CorsSettings) -> actix_cors::Cors {

@@ -231,6 +231,8 @@ mod tests {
             max_body_bytes: 1024,
             max_multipart_parts: 4,
             max_concurrent_decodes: 1,
+            job_queue_size: 1,
+            http_workers: None,
             max_json_depth: 4,
             max_instances: 4,
             request_timeout: Duration::from_secs(1),

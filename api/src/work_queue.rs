@@ -9,9 +9,11 @@
 //! clients answer and send again in step, and the gaps cost more than batching saves (measured in
 //! BENCHMARKS.md).
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use max_mnist_core::{Classification, CoreError, Explained, Model, RawInput};
 use prometheus::Histogram;
@@ -20,22 +22,43 @@ use tokio::sync::oneshot;
 use crate::errors::ApiError;
 use crate::inference::Instance;
 
-/// One request's work, and where its answer goes.
+/// One request's work, and where its answer goes, with the time it waited for a runner.
 enum Job {
     Classify {
         instances: Vec<Instance>,
-        reply: oneshot::Sender<Result<Vec<Classification>, CoreError>>,
+        reply: oneshot::Sender<(Duration, Result<Vec<Classification>, CoreError>)>,
     },
     Explain {
         instances: Vec<(Instance, Option<usize>)>,
         steps: usize,
-        reply: oneshot::Sender<Result<Vec<Explained>, CoreError>>,
+        reply: oneshot::Sender<(Duration, Result<Vec<Explained>, CoreError>)>,
     },
+}
+
+tokio::task_local! {
+    /// The time the request being handled on this task waited for runners, in microseconds,
+    /// for TorchServe's `ts_queue_latency_microseconds`; set by [`measure_queue_wait`].
+    static QUEUE_WAIT: Cell<u64>;
+}
+
+/// Runs `request` counting the time it waits in work queues: the future's output, and the wait.
+pub async fn measure_queue_wait<F: std::future::Future>(request: F) -> (F::Output, u64) {
+    QUEUE_WAIT
+        .scope(Cell::new(0), async {
+            let output = request.await;
+            (output, QUEUE_WAIT.with(Cell::get))
+        })
+        .await
+}
+
+fn record_wait(waited: Duration) {
+    let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+    let _ = QUEUE_WAIT.try_with(|total| total.set(total.get().saturating_add(micros)));
 }
 
 #[derive(Default)]
 struct Queue {
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<(Instant, Job)>,
     runners: usize,
 }
 
@@ -43,16 +66,24 @@ pub struct WorkQueue {
     model: Arc<dyn Model>,
     queue: Mutex<Queue>,
     max_runners: usize,
+    /// Most requests waiting for a runner (TorchServe's `job_queue_size`): beyond, a 503.
+    max_waiting: usize,
     /// Instances per forward pass, for `/metrics`.
     batch_sizes: Histogram,
 }
 
 impl WorkQueue {
-    pub fn new(model: Arc<dyn Model>, max_runners: usize, batch_sizes: Histogram) -> Arc<Self> {
+    pub fn new(
+        model: Arc<dyn Model>,
+        max_runners: usize,
+        max_waiting: usize,
+        batch_sizes: Histogram,
+    ) -> Arc<Self> {
         Arc::new(Self {
             model,
             queue: Mutex::new(Queue::default()),
             max_runners: max_runners.max(1),
+            max_waiting: max_waiting.max(1),
             batch_sizes,
         })
     }
@@ -63,8 +94,10 @@ impl WorkQueue {
         instances: Vec<Instance>,
     ) -> Result<Vec<Classification>, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Classify { instances, reply });
-        answer.await.map_err(lost)?.map_err(ApiError::from)
+        self.submit(Job::Classify { instances, reply })?;
+        let (waited, answer) = answer.await.map_err(lost)?;
+        record_wait(waited);
+        answer.map_err(ApiError::from)
     }
 
     /// Integrated Gradients for each instance: of its target, or of the model's default target.
@@ -78,8 +111,10 @@ impl WorkQueue {
             instances,
             steps,
             reply,
-        });
-        answer.await.map_err(lost)?.map_err(ApiError::from)
+        })?;
+        let (waited, answer) = answer.await.map_err(lost)?;
+        record_wait(waited);
+        answer.map_err(ApiError::from)
     }
 
     /// Requests waiting for a runner.
@@ -93,11 +128,19 @@ impl WorkQueue {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues `job`, and starts a runner when fewer than the most allowed are running.
-    fn submit(self: &Arc<Self>, job: Job) {
+    /// Queues `job`, and starts a runner when fewer than the most allowed are running; a 503 when
+    /// the queue is full, as TorchServe answers then.
+    fn submit(self: &Arc<Self>, job: Job) -> Result<(), ApiError> {
         let start = {
             let mut queue = self.lock();
-            queue.jobs.push_back(job);
+            if queue.jobs.len() >= self.max_waiting {
+                return Err(ApiError::ServiceUnavailable(format!(
+                    "model `{}` has {} requests waiting for its runners, as many as its queue holds (limits.job_queue_size, TorchServe's job_queue_size): try again shortly, or raise the limit or the runners (limits.max_concurrent_decodes, default_workers_per_model)",
+                    self.model.info().name,
+                    queue.jobs.len()
+                )));
+            }
+            queue.jobs.push_back((Instant::now(), job));
             let start = queue.runners < self.max_runners;
             if start {
                 queue.runners += 1;
@@ -111,6 +154,7 @@ impl WorkQueue {
                 work_queue.run()
             }));
         }
+        Ok(())
     }
 
     /// Runs the queued jobs until none is left.
@@ -122,7 +166,7 @@ impl WorkQueue {
     }
 
     /// The oldest job; `None`, and one runner fewer, when none is left.
-    fn next_job(&self) -> Option<Job> {
+    fn next_job(&self) -> Option<(Instant, Job)> {
         let mut queue = self.lock();
         let job = queue.jobs.pop_front();
         if job.is_none() {
@@ -131,18 +175,19 @@ impl WorkQueue {
         job
     }
 
-    fn process(&self, job: Job) {
+    fn process(&self, (queued, job): (Instant, Job)) {
         let model = self.model.as_ref();
+        let waited = queued.elapsed();
         match job {
             Job::Classify { instances, reply } => {
-                let _ = reply.send(classify_with(model, &instances, &self.batch_sizes));
+                let _ = reply.send((waited, classify_with(model, &instances, &self.batch_sizes)));
             }
             Job::Explain {
                 instances,
                 steps,
                 reply,
             } => {
-                let _ = reply.send(explain_with(model, &instances, steps));
+                let _ = reply.send((waited, explain_with(model, &instances, steps)));
             }
         }
     }

@@ -363,8 +363,9 @@ pub fn spawn_managed_app(models: Vec<LoadedModel>, service: ServiceSettings) -> 
 
 fn spawn(models: Vec<LoadedModel>, service: ServiceSettings, managed: bool) -> TestApp {
     let listeners = Listeners {
-        inference: TcpListener::bind("127.0.0.1:0").expect("bind port 0"),
+        inference: Some(TcpListener::bind("127.0.0.1:0").expect("bind port 0")),
         management: managed.then(|| TcpListener::bind("127.0.0.1:0").expect("bind port 0")),
+        ..Listeners::default()
     };
     let (ready, started) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -575,6 +576,30 @@ fn answer(mut stream: TcpStream, name: &str, body: &[u8]) {
         .and_then(|()| stream.write_all(body));
 }
 
+/// The settings' environment variables, which a server started by a test never inherits.
+const SETTINGS_VARIABLES: &[&str] = &[
+    "HOST",
+    "PORT",
+    "MODELS",
+    "MODEL_STORE",
+    "MAX_MNIST_WEIGHTS",
+    "MANAGEMENT_PORT",
+    "MANAGEMENT_HOST",
+    "METRICS_ADDRESS",
+    "INFERENCE_TOKEN",
+    "MANAGEMENT_TOKEN",
+    "TOKEN_FILE",
+    "TS_CONFIG_FILE",
+];
+
+/// The first word after `marker` in a server's log.
+fn logged_address(log: &str, marker: &str) -> Option<String> {
+    log.lines()
+        .find_map(|line| line.split(marker).nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_owned)
+}
+
 /// The real binary serving on loopback port 0, as a process of its own (so that its memory can be
 /// read and signals sent). Its log goes to a file, from which the bound port is read; it is killed
 /// when dropped.
@@ -595,26 +620,25 @@ impl ServerProcess {
     /// Starts `max-mnist serve ARGS` on loopback port 0 with the environment variables `envs`
     /// (and none of the settings' variables from the tests' own environment).
     pub fn serve(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let command = [&["serve", "--host", "127.0.0.1", "--port", "0"], args].concat();
+        Self::run(project_root(), &command, envs)
+    }
+
+    /// Runs `max-mnist ARGS` (any command that serves) in `dir` with the environment variables
+    /// `envs`, and waits until it listens.
+    pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let logs = project_root().join("target").join("test-logs");
         std::fs::create_dir_all(&logs).expect("create target/test-logs");
         let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let log_path = logs.join(format!("server-{}-{number}.log", std::process::id()));
         let log = std::fs::File::create(&log_path).expect("create the server log");
-        let mut child = Command::new(BINARY)
-            .current_dir(project_root())
-            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .env_remove("HOST")
-            .env_remove("PORT")
-            .env_remove("MODELS")
-            .env_remove("MODEL_STORE")
-            .env_remove("MAX_MNIST_WEIGHTS")
-            .env_remove("MANAGEMENT_PORT")
-            .env_remove("MANAGEMENT_HOST")
-            .env_remove("INFERENCE_TOKEN")
-            .env_remove("MANAGEMENT_TOKEN")
-            .env_remove("TOKEN_FILE")
+        let mut command = Command::new(BINARY);
+        command.current_dir(dir).args(args);
+        for variable in SETTINGS_VARIABLES {
+            command.env_remove(variable);
+        }
+        let mut child = command
             .envs(envs.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(log)
@@ -623,12 +647,8 @@ impl ServerProcess {
         let started = std::time::Instant::now();
         let url = loop {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Some(url) = log
-                .lines()
-                .find_map(|line| line.split("serving on ").nth(1))
-                .and_then(|rest| rest.split_whitespace().next())
-            {
-                break url.to_owned();
+            if let Some(url) = logged_address(&log, "serving on ") {
+                break url;
             }
             if let Ok(Some(status)) = child.try_wait() {
                 panic!("the server exited with {status}:\n{log}");
@@ -652,11 +672,12 @@ impl ServerProcess {
 
     /// The management API's address, from the log (logged before the server is up).
     pub fn management_url(&self) -> Option<String> {
-        self.log()
-            .lines()
-            .find_map(|line| line.split("management API on ").nth(1))
-            .and_then(|rest| rest.split_whitespace().next())
-            .map(str::to_owned)
+        logged_address(&self.log(), "management API on ")
+    }
+
+    /// The metrics listener's `/metrics` URL, from the log.
+    pub fn metrics_url(&self) -> Option<String> {
+        logged_address(&self.log(), "metrics on ")
     }
 
     /// The process's peak resident set size (VmHWM), in bytes.

@@ -18,6 +18,7 @@ mod python_clients;
 mod several_models;
 mod titanic;
 mod titanic_routes;
+mod torchserve_compat;
 mod torchserve_mnist;
 mod torchserve_routes;
 mod weights;

@@ -4,7 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::ApiError;
+use crate::errors::{ApiError, TorchServeError};
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -36,4 +36,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(ping).service(metrics);
+}
+
+/// The metrics listener: `/metrics` alone, as TorchServe's `metrics_address` serves it; anything
+/// else is a 404 that says so.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(metrics).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(TorchServeError(ApiError::NotFound(
+            "this is the metrics listener: it serves GET /metrics only".into(),
+        )))
+    }));
 }

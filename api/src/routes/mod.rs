@@ -22,3 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     kserve_v1::configure(cfg);
     docs::configure(cfg);
 }
+
+/// Both APIs on one listener, as TorchServe serves them when `inference_address` and
+/// `management_address` are the same: the management routes first, so that `/models` is the
+/// management API's (the inference API's is its read-only half).
+pub fn configure_both(cfg: &mut web::ServiceConfig) {
+    management::configure(cfg);
+    configure(cfg);
+}
