@@ -34,7 +34,7 @@ for tool in wrk curl taskset python3; do
 done
 cargo build --release --locked --bin max-mnist
 bin=target/release/max-mnist
-[ -f assets/mnist-classifier.pt ] || "$bin" fetch-assets ${MNIST_ASSET_CACHE:+--bucket "$MNIST_ASSET_CACHE"}
+[ -f assets/mnist-classifier.pt ] || "$bin" fetch-assets   # it reads MNIST_ASSET_CACHE itself
 
 work=$(mktemp -d)
 multipart_type=$(python3 scripts/loadtest/make-bodies.py samples "$work")

@@ -18,6 +18,43 @@ pub struct FetchRequest {
     pub checksums: PathBuf,
 }
 
+/// Where to take `file` from: `--bucket` when given; else the asset cache (flag `--asset-cache`, env
+/// `MNIST_ASSET_CACHE`) when it holds `file`; else the configured bucket. A cache is a local
+/// directory, so it is read as a bucket is, and its archive is checked against the same checksums.
+pub fn source_bucket(
+    flag: Option<String>,
+    cache: Option<&Path>,
+    configured: &str,
+    file: &str,
+) -> String {
+    let cache = cache.filter(|dir| !dir.as_os_str().is_empty());
+    match (flag, cache) {
+        (Some(bucket), Some(dir)) => {
+            eprintln!(
+                "--bucket {bucket} is given, so the asset cache {} (--asset-cache, MNIST_ASSET_CACHE) is not used",
+                dir.display()
+            );
+            bucket
+        }
+        (Some(bucket), None) => bucket,
+        (None, Some(dir)) if dir.join(file).is_file() => {
+            eprintln!(
+                "taking {file} from the asset cache {} (--asset-cache, MNIST_ASSET_CACHE) instead of downloading it",
+                dir.display()
+            );
+            dir.to_string_lossy().into_owned()
+        }
+        (None, Some(dir)) => {
+            eprintln!(
+                "the asset cache {} (--asset-cache, MNIST_ASSET_CACHE) holds no {file}: downloading it from {configured}",
+                dir.display()
+            );
+            configured.to_owned()
+        }
+        (None, None) => configured.to_owned(),
+    }
+}
+
 /// Fetches, unpacks and verifies; on a mismatch, deletes what it fetched.
 pub fn fetch(request: &FetchRequest) -> anyhow::Result<()> {
     if request.file.is_empty() || request.file.contains(['/', '\\']) {

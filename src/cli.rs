@@ -182,6 +182,10 @@ pub struct FetchArgs {
     /// The archive's file name in the bucket.
     #[arg(long)]
     pub file: Option<String>,
+    /// A directory to take the archive from instead of downloading it, when it holds it (its
+    /// checksums are still verified); `--bucket`, when given, comes first.
+    #[arg(long, env = "MNIST_ASSET_CACHE", value_name = "DIR")]
+    pub asset_cache: Option<PathBuf>,
     /// Directory to unpack into.
     #[arg(long)]
     pub dest: Option<PathBuf>,

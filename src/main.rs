@@ -32,11 +32,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Serve(args)) => serve(&settings, args),
         Some(Command::Torchserve(args)) => torchserve(&settings, &args),
         Some(Command::FetchAssets(args)) => {
+            let file = args.file.unwrap_or_else(|| settings.assets.file.clone());
             assets::fetch(&assets::FetchRequest {
-                bucket: args
-                    .bucket
-                    .unwrap_or_else(|| settings.assets.bucket.clone()),
-                file: args.file.unwrap_or_else(|| settings.assets.file.clone()),
+                bucket: assets::source_bucket(
+                    args.bucket,
+                    args.asset_cache.as_deref(),
+                    &settings.assets.bucket,
+                    &file,
+                ),
+                file,
                 dest: args.dest.unwrap_or_else(|| settings.assets.dest.clone()),
                 checksums: args
                     .checksums

@@ -154,7 +154,7 @@ fn record(fields: &Map<String, Value>) -> Result<Record, String> {
 fn input_files(paths: &Value, settings: &ServiceSettings) -> Result<Vec<Instance>, ApiError> {
     let Some(dir) = &settings.input_dir else {
         return Err(ApiError::BadRequest(format!(
-            "input_file_path names a file on the server, which this server does not read: send the CSV itself as the body; {TABULAR_HINT}"
+            "input_file_path names a file on the server, which this server reads only from an input directory its operator names (flag --input-dir, env INPUT_DIR, setting server.input_dir), and none is named: send the CSV itself as the body; {TABULAR_HINT}"
         )));
     };
     let paths: Vec<&str> = match paths {

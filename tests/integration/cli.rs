@@ -8,20 +8,27 @@ use serde_json::Value;
 
 use crate::helpers::{
     closed_port, project_root, sample_path, serve_file, spawn_app, upstream_weights, ServerProcess,
-    BINARY, UPSTREAM_SHA512,
+    ASSET_CACHE_VAR, BINARY, UPSTREAM_SHA512,
 };
 
 const ARCHIVE: &str = "mnist-classifier.tar.gz";
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BINARY)
+    command_in(dir, args).output().expect("run max-mnist")
+}
+
+/// The binary in `dir`, without the variables of the environment the tests run in that change it.
+fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
         .current_dir(dir)
         .args(args)
         .env_remove("MAX_MNIST_WEIGHTS")
+        .env_remove("MAX_MNIST_CONFIG")
+        .env_remove(ASSET_CACHE_VAR)
         .env_remove("PORT")
-        .env_remove("HOST")
-        .output()
-        .expect("run max-mnist")
+        .env_remove("HOST");
+    command
 }
 
 fn stderr(output: &Output) -> String {
@@ -118,6 +125,126 @@ fn a_missing_archive_fails_naming_the_status() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("404"), "{}", stderr(&output));
     assert!(!dir.path().join("assets").join(ARCHIVE).exists());
+}
+
+/// A directory holding `archive` as the weights archive, as `MNIST_ASSET_CACHE` names one.
+fn cache_holding(archive: Vec<u8>) -> tempfile::TempDir {
+    let cache = tempfile::tempdir().expect("temp dir");
+    std::fs::write(cache.path().join(ARCHIVE), archive).expect("write the archive");
+    cache
+}
+
+/// `fetch-assets` in `dir` with `MNIST_ASSET_CACHE=cache`, and `config.toml`'s bucket replaced by
+/// `bucket`.
+fn fetch_with_cache(dir: &Path, cache: &Path, bucket: &str, flags: &[&str]) -> Output {
+    let config = dir.join("settings.toml");
+    std::fs::write(&config, format!("[assets]\nbucket = \"{bucket}\"\n")).expect("write settings");
+    let checksums = project_root().join("sha512sums.txt");
+    let mut args = vec![
+        "fetch-assets",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--checksums",
+        checksums.to_str().expect("utf-8"),
+    ];
+    args.extend_from_slice(flags);
+    command_in(dir, &args)
+        .env(ASSET_CACHE_VAR, cache)
+        .output()
+        .expect("run max-mnist")
+}
+
+#[test]
+fn fetch_assets_takes_the_archive_from_mnist_asset_cache_and_still_verifies_it() {
+    let weights = std::fs::read(upstream_weights()).expect("weights");
+    // Nothing listens at the configured bucket: what is fetched comes from the cache.
+    let unreachable = format!("http://127.0.0.1:{}", closed_port());
+
+    let cache = cache_holding(archive_of(&weights));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_with_cache(dir.path(), cache.path(), &unreachable, &[]);
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(
+        message.contains("from the asset cache") && message.contains("MNIST_ASSET_CACHE"),
+        "{message}"
+    );
+    assert!(
+        message.contains("assets/mnist-classifier.pt: OK"),
+        "{message}"
+    );
+    let fetched = dir.path().join("assets").join("mnist-classifier.pt");
+    assert_eq!(
+        crate::helpers::sha512_hex(&fetched).as_deref(),
+        Some(UPSTREAM_SHA512)
+    );
+    assert!(!dir.path().join("assets").join(ARCHIVE).exists());
+    assert!(
+        cache.path().join(ARCHIVE).is_file(),
+        "the cache keeps its archive"
+    );
+
+    let mut tampered = weights;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    let cache = cache_holding(archive_of(&tampered));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_with_cache(dir.path(), cache.path(), &unreachable, &[]);
+    let message = stderr(&output);
+    assert!(!output.status.success(), "{message}");
+    assert!(
+        message.contains("FAILED")
+            && message.contains("were deleted")
+            && message.contains(cache.path().to_str().expect("utf-8")),
+        "the refusal names the cache it read: {message}"
+    );
+    assert!(!dir
+        .path()
+        .join("assets")
+        .join("mnist-classifier.pt")
+        .exists());
+    assert!(cache.path().join(ARCHIVE).is_file());
+}
+
+#[test]
+fn a_cache_without_the_archive_falls_back_to_the_bucket_and_bucket_given_comes_first() {
+    let weights = std::fs::read(upstream_weights()).expect("weights");
+    let bucket = serve_file(ARCHIVE, archive_of(&weights));
+
+    let empty = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_with_cache(dir.path(), empty.path(), &bucket, &[]);
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(
+        message.contains(&format!("holds no {ARCHIVE}: downloading it from {bucket}")),
+        "{message}"
+    );
+    assert!(
+        message.contains("assets/mnist-classifier.pt: OK"),
+        "{message}"
+    );
+
+    // The cache's archive is damaged, so only a download from --bucket passes the checksums.
+    let mut tampered = weights;
+    tampered[0] ^= 0x01;
+    let cache = cache_holding(archive_of(&tampered));
+    let unreachable = format!("http://127.0.0.1:{}", closed_port());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = fetch_with_cache(
+        dir.path(),
+        cache.path(),
+        &unreachable,
+        &["--bucket", &bucket],
+    );
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert!(message.contains("is not used"), "{message}");
+    assert_eq!(
+        crate::helpers::sha512_hex(&dir.path().join("assets").join("mnist-classifier.pt"))
+            .as_deref(),
+        Some(UPSTREAM_SHA512)
+    );
 }
 
 #[test]

@@ -74,11 +74,6 @@ pub fn encode(image: &image::DynamicImage, format: image::ImageFormat) -> Vec<u8
     bytes
 }
 
-/// The bucket the tests fetch the weights archive from.
-pub fn asset_bucket() -> String {
-    std::env::var(ASSET_CACHE_VAR).unwrap_or_else(|_| settings().assets.bucket)
-}
-
 /// The upstream `mnist-classifier.pt`, fetched once into `target/test-assets/` by `max-mnist fetch-assets`.
 pub fn upstream_weights() -> &'static Path {
     static WEIGHTS: OnceLock<PathBuf> = OnceLock::new();
@@ -90,21 +85,22 @@ pub fn upstream_weights() -> &'static Path {
         }
         let work = cache.join(format!("fetch-{}", std::process::id()));
         std::fs::create_dir_all(&work).expect("create target/test-assets");
+        // fetch-assets reads ASSET_CACHE_VAR itself, as a user's shell would pass it.
         let output = Command::new(BINARY)
             .current_dir(&work)
-            .args(["fetch-assets", "--bucket", &asset_bucket(), "--checksums"])
+            .args(["fetch-assets", "--checksums"])
             .arg(project_root().join("sha512sums.txt"))
             .output()
             .expect("run max-mnist fetch-assets");
         assert!(
             output.status.success(),
-            "cannot get the upstream weights from {}: {}\nSet {ASSET_CACHE_VAR} to a directory holding \
+            "cannot get the upstream weights: {}\nSet {ASSET_CACHE_VAR} to a directory holding \
              mnist-classifier.tar.gz, or run the tests with internet access.",
-            asset_bucket(),
             String::from_utf8_lossy(&output.stderr)
         );
         // A rename is atomic, so test binaries running at once never see half a file.
-        std::fs::rename(work.join("assets").join("mnist-classifier.pt"), &weights).expect("move the weights");
+        std::fs::rename(work.join("assets").join("mnist-classifier.pt"), &weights)
+            .expect("move the weights");
         let _ = std::fs::remove_dir_all(&work);
         weights
     })

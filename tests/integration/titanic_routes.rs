@@ -315,7 +315,14 @@ fn input_file_path_is_refused_unless_an_input_directory_is_named_and_then_confin
         400,
         "BadRequestException",
     );
-    assert!(message.contains("send the CSV itself"), "{message}");
+    for says in [
+        "send the CSV itself",
+        "--input-dir",
+        "INPUT_DIR",
+        "server.input_dir",
+    ] {
+        assert!(message.contains(says), "{says}: {message}");
+    }
 
     let open = app(Some(&dir.join("test_data"))).expect("the Titanic example");
     let labels = ok_json(open.post_json("/predictions/titanic", &request));
