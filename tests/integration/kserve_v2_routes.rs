@@ -187,7 +187,12 @@ fn the_documented_request_files_give_the_documented_answers() {
     for (file, digit) in [("v2-bytes.json", 1), ("v2-fp32.json", 2)] {
         let answer = ok_json(app.v2_infer("mnist", &read(file)));
         assert_eq!(output(&answer, "predict")["data"], json!([digit]), "{file}");
+        let explained = ok_json(app.v2_explain("mnist", &read(file)));
+        assert_eq!(explained["id"], file.trim_end_matches(".json"));
+        assert_eq!(v2_attributions(&explained, &[1, 1, 28, 28]).len(), 784);
     }
+    let explained = ok_json(app.v1_explain("mnist", &read("v1-mnist.json")));
+    assert_eq!(nested_numbers(&explained["explanations"]).0, [1, 1, 28, 28]);
 }
 
 #[test]
