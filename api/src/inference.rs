@@ -3,9 +3,12 @@
 //! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
 use actix_web::web::Bytes;
-use max_mnist_core::{Classification, Explained, Explanation, RawInput, Record, Work};
+use max_mnist_core::{
+    Classification, Explained, Explanation, ExplanationInfo, ModelInfo, RawInput, Record, Work,
+};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::errors::ApiError;
 use crate::registry::ServedModel;
@@ -76,15 +79,14 @@ pub async fn classify(
     served.work_queue.classify(instances).await
 }
 
-/// Integrated Gradients for each instance: of its target, or of the model's default target. Always
-/// on the work queue: even the Titanic model's 100-row explanation takes 6 ms, too long to hold a
-/// worker.
+/// Integrated Gradients for each instance: of its target, or of `settings.target`. Always on the
+/// work queue: even the Titanic model's 100-row explanation takes 6 ms, too long to hold a worker.
 pub async fn explain(
     served: &ServedModel,
     instances: Vec<(Instance, Option<usize>)>,
-    steps: usize,
+    settings: ExplanationInfo,
 ) -> Result<Vec<Explained>, ApiError> {
-    served.work_queue.explain(instances, steps).await
+    served.work_queue.explain(instances, settings).await
 }
 
 /// One instance's explanation.
@@ -92,12 +94,36 @@ pub async fn explain_one(
     served: &ServedModel,
     instance: Instance,
     target: Option<usize>,
-    steps: usize,
+    settings: ExplanationInfo,
 ) -> Result<Explained, ApiError> {
-    explain(served, vec![(instance, target)], steps)
+    explain(served, vec![(instance, target)], settings)
         .await?
         .pop()
         .ok_or_else(|| ApiError::Internal("the explanation went missing".into()))
+}
+
+/// How the protocols' routes explain a model: as its description says ([`ModelInfo::explanation`],
+/// its original handler's way), with the steps the request names in place of its own.
+pub fn explanation_settings(info: &ModelInfo, steps: Option<usize>) -> ExplanationInfo {
+    ExplanationInfo {
+        steps: steps.unwrap_or(info.explanation.steps),
+        ..info.explanation
+    }
+}
+
+/// A whole number that a JSON request gives as `name` (`target`, `steps`); `None` when it is
+/// absent or null. (Its range is the model's to check.)
+pub fn json_number(value: Option<&Value>, name: &str) -> Result<Option<usize>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|number| usize::try_from(number).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("{name} must be a whole number, got {value}"))
+            }),
+    }
 }
 
 /// The first instance's explanation, and the mean over them all (what the routes that answer

@@ -15,7 +15,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use max_mnist_core::{Classification, CoreError, Explained, Model, RawInput};
+use max_mnist_core::{Classification, CoreError, Explained, ExplanationInfo, Model, RawInput};
 use prometheus::Histogram;
 use tokio::sync::oneshot;
 
@@ -30,7 +30,7 @@ enum Job {
     },
     Explain {
         instances: Vec<(Instance, Option<usize>)>,
-        steps: usize,
+        settings: ExplanationInfo,
         reply: oneshot::Sender<(Duration, Result<Vec<Explained>, CoreError>)>,
     },
 }
@@ -100,16 +100,16 @@ impl WorkQueue {
         answer.map_err(ApiError::from)
     }
 
-    /// Integrated Gradients for each instance: of its target, or of the model's default target.
+    /// Integrated Gradients for each instance: of its target, or of `settings.target`.
     pub async fn explain(
         self: &Arc<Self>,
         instances: Vec<(Instance, Option<usize>)>,
-        steps: usize,
+        settings: ExplanationInfo,
     ) -> Result<Vec<Explained>, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Explain {
             instances,
-            steps,
+            settings,
             reply,
         })?;
         let (waited, answer) = answer.await.map_err(lost)?;
@@ -184,10 +184,10 @@ impl WorkQueue {
             }
             Job::Explain {
                 instances,
-                steps,
+                settings,
                 reply,
             } => {
-                let _ = reply.send((waited, explain_with(model, &instances, steps)));
+                let _ = reply.send((waited, explain_with(model, &instances, settings)));
             }
         }
     }
@@ -201,13 +201,13 @@ fn lost(_: oneshot::error::RecvError) -> ApiError {
 fn explain_with(
     model: &dyn Model,
     instances: &[(Instance, Option<usize>)],
-    steps: usize,
+    settings: ExplanationInfo,
 ) -> Result<Vec<Explained>, CoreError> {
     let raws: Vec<(RawInput<'_>, Option<usize>)> = instances
         .iter()
         .map(|(instance, target)| (instance.raw(), *target))
         .collect();
-    max_mnist_core::explain_all(model, &raws, steps)
+    max_mnist_core::explain_all(model, &raws, settings)
 }
 
 /// Classifies `instances` in one forward pass on the calling thread, counting the batch.

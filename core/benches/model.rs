@@ -241,7 +241,11 @@ fn titanic_benches(c: &mut Criterion) {
             let rows = max_mnist_core::records::parse_csv(csv.as_bytes(), 1000).expect("parses");
             let raws: Vec<(RawInput<'_>, Option<usize>)> =
                 rows.iter().map(|r| (RawInput::Record(r), None)).collect();
-            max_mnist_core::explain_all(model.as_ref(), &raws, 50).expect("explains")
+            let settings = max_mnist_core::ExplanationInfo {
+                steps: 50,
+                ..model.info().explanation
+            };
+            max_mnist_core::explain_all(model.as_ref(), &raws, settings).expect("explains")
         })
     });
     let one = model

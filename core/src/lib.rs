@@ -22,6 +22,7 @@ pub use image_input::ImageLimits;
 pub use loading::{load, LoadLimits, ModelSource};
 pub use model::{
     classify, explain, explain_all, ClassProbability, Classification, DefaultTarget, Explained,
-    InputKind, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput, Work,
+    ExplanationInfo, InputKind, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
+    Work,
 };
 pub use records::{Field, Record};

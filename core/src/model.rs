@@ -211,13 +211,13 @@ pub struct Explained {
 pub fn explain_all(
     model: &dyn Model,
     batch: &[(RawInput<'_>, Option<usize>)],
-    steps: usize,
+    settings: ExplanationInfo,
 ) -> Result<Vec<Explained>, CoreError> {
     batch
         .iter()
         .enumerate()
         .map(|(index, &(raw, target))| {
-            explain(model, raw, target, steps).map_err(|err| match err {
+            explain(model, raw, target, settings).map_err(|err| match err {
                 CoreError::Input(err) if names_instances(model.info(), batch.len()) => {
                     CoreError::Input(located(model.info(), index, err))
                 }
@@ -231,13 +231,15 @@ pub fn explain_all(
         .collect()
 }
 
-/// Pre-processes one instance, predicts it and explains output `target`, or the model's default
-/// target ([`ExplanationInfo::target`]) when the request names none.
+/// Pre-processes one instance, predicts it and explains output `target`, or `settings.target`
+/// when the request names none, with `settings.steps` quadrature points. The routes take
+/// `settings` from the model's description ([`ModelInfo::explanation`]), with what the request
+/// names.
 pub fn explain(
     model: &dyn Model,
     raw: RawInput<'_>,
     target: Option<usize>,
-    steps: usize,
+    settings: ExplanationInfo,
 ) -> Result<Explained, CoreError> {
     let input = model.pre_process(raw)?;
     let output = model
@@ -245,11 +247,11 @@ pub fn explain(
         .pop()
         .ok_or_else(|| CoreError::Internal("the network returned no output".into()))?;
     let classification = model.post_process(&output);
-    let target = target.unwrap_or(match model.info().explanation.target {
+    let target = target.unwrap_or(match settings.target {
         DefaultTarget::Predicted => classification.class,
         DefaultTarget::Class(class) => class,
     });
-    let explanation = model.explain(&input, target, steps)?;
+    let explanation = model.explain(&input, target, settings.steps)?;
     Ok(Explained {
         input,
         classification,
@@ -401,10 +403,10 @@ pub enum DefaultTarget {
     Class(usize),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// How a model is explained when the request does not say: what its original handler did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExplanationInfo {
-    /// Quadrature points of the TorchServe and KServe explanation routes (those of the model's
-    /// original handler).
+    /// Quadrature points of the TorchServe and KServe explanation routes.
     pub steps: usize,
     pub target: DefaultTarget,
 }

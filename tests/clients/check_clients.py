@@ -1,5 +1,6 @@
 """The Python clients people use against a running max-mnist: tritonclient[http] (KServe v2 with
-Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2), on each model.
+Triton's binary tensors, and JSON), and kserve's InferenceRESTClient (v1 and v2, and v1's explain),
+on each model.
 
 Usage: check_clients.py http://127.0.0.1:PORT SAMPLES_DIR [model ...] [--repository MANAGEMENT_URL STORED_MODEL]
 (default model: mnist). With --repository, tritonclient's model repository calls load and unload
@@ -102,6 +103,10 @@ async def kserve_clients(url, png, pixels, model):
     check(response["predictions"] == digits, f"kserve v1 {model}: base64 batch of 64")
     response = await v1.infer(url, {"instances": pixels[digits].tolist()}, model_name=model)
     check(response["predictions"] == digits, f"kserve v1 {model}: tensor batch of 64")
+    # kserve's client explains over v1 only (its v2 `explain` raises UnsupportedProtocol).
+    response = await v1.explain(url, model, {"instances": [{"data": e} for e in encoded[:2]]})
+    shape = np.asarray(response["explanations"], dtype=np.float64).shape
+    check(shape == (2, 1, 28, 28), f"kserve v1 {model}: explain answers [2][1][28][28], got {shape}")
     await v1.close()
 
 

@@ -72,6 +72,7 @@ fn the_openapi_document_describes_every_route() {
             "/",
             "/demo",
             "/explanations/{model}",
+            "/explanations/{model}/{version}",
             "/metrics",
             "/model/explain",
             "/model/labels",
@@ -92,6 +93,7 @@ fn the_openapi_document_describes_every_route() {
             "/v2/health/live",
             "/v2/health/ready",
             "/v2/models/{model}",
+            "/v2/models/{model}/explain",
             "/v2/models/{model}/infer",
             "/v2/models/{model}/ready"
         ]

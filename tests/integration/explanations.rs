@@ -1,12 +1,14 @@
-//! Integrated Gradients equal to Captum's on the upstream weights.
+//! Integrated Gradients equal to Captum's on the upstream weights; TorchServe's `/explanations`
+//! taking a PUT (`curl -T`) as its predictions do.
 
 use max_mnist_core::architectures::my_convnet::NORMALISATION;
 use max_mnist_core::{Model, ModelInput, RawInput};
 
 use crate::helpers::{
-    assert_matches_captum, captum_item, json_numbers, mnist_test_set, png_body, reference,
-    upstream_model,
+    assert_matches_captum, captum_item, json_numbers, mnist_test_set, nested_numbers, ok_json,
+    png_body, reference, sample, spawn_app, torchserve_error, upstream_model,
 };
+use crate::kserve_v2_routes::same_attributions;
 
 #[test]
 fn integrated_gradients_equal_captums() {
@@ -140,6 +142,70 @@ fn the_explain_route_answers_json_and_a_heatmap() {
         let message =
             crate::helpers::max_error(app.post_form("/model/explain", form(target, steps)), 400);
         assert!(message.contains(says), "{message}");
+    }
+    app.assert_still_serving();
+}
+
+/// TorchServe's frontend sends `/explanations/{model}[/{version}]` to the model whatever the
+/// method (`InferenceRequestHandler.handleRequest`: the `explanations` case calls
+/// `handlePredictions` as the `predictions` case does), so its example's `curl
+/// http://127.0.0.1:8080/explanations/mnist -T 0.png`, a PUT, is answered as a POST.
+#[test]
+fn explanations_take_a_put_as_curl_t_sends_it() {
+    let app = spawn_app();
+    let post = ok_json(app.torchserve_explain("mnist", sample(0)));
+    let (shape, attributions) = nested_numbers(&post);
+    assert_eq!(shape, [1, 28, 28]);
+    let model = upstream_model();
+    let input = model
+        .pre_process(RawInput::File(&sample(0)))
+        .expect("a sample");
+    let expected = model.explain(&input, 0, 15).expect("explains");
+    assert!(same_attributions(&attributions, &expected.attributions));
+    for path in ["/explanations/mnist", "/explanations/mnist/1"] {
+        assert_eq!(ok_json(app.put_bytes(path, sample(0))), post, "PUT {path}");
+    }
+    assert_eq!(
+        ok_json(app.post_bytes("/explanations/mnist/1", sample(0))),
+        post
+    );
+    let picture = png_body(
+        app.client
+            .put(app.url("/explanations/mnist?format=png"))
+            .body(sample(0))
+            .send()
+            .expect("PUT"),
+    );
+    assert_eq!((picture.width(), picture.height()), (280, 280));
+
+    for (path, body, status, kind) in [
+        (
+            "/explanations/mnist",
+            b"not an image".to_vec(),
+            400,
+            "BadRequestException",
+        ),
+        (
+            "/explanations/mnist",
+            Vec::new(),
+            400,
+            "BadRequestException",
+        ),
+        (
+            "/explanations/mnist/2",
+            sample(0),
+            404,
+            "ModelNotFoundException",
+        ),
+        (
+            "/explanations/resnet",
+            sample(0),
+            404,
+            "ModelNotFoundException",
+        ),
+    ] {
+        let message = torchserve_error(app.put_bytes(path, body), status, kind);
+        assert!(!message.is_empty(), "PUT {path}");
     }
     app.assert_still_serving();
 }

@@ -268,6 +268,29 @@ pub fn json_numbers(value: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// A JSON array nested to any depth: its shape (each level's length, read along the first
+/// elements) and its numbers in order, as `f64`.
+pub fn nested_numbers(value: &Value) -> (Vec<usize>, Vec<f64>) {
+    fn flatten(value: &Value, out: &mut Vec<f64>) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
+            other => out.push(other.as_f64().expect("a number")),
+        }
+    }
+    let mut shape = Vec::new();
+    let mut level = value;
+    while let Value::Array(items) = level {
+        shape.push(items.len());
+        match items.first() {
+            Some(first) => level = first,
+            None => break,
+        }
+    }
+    let mut numbers = Vec::new();
+    flatten(value, &mut numbers);
+    (shape, numbers)
+}
+
 /// PyTorch's prediction for every t10k image.
 pub fn reference_predictions(reference: &Value) -> Vec<u64> {
     json_numbers(&reference["predictions"])
@@ -453,6 +476,20 @@ impl TestApp {
     /// KServe v2 `POST /v2/models/{model}/infer`.
     pub fn v2_infer(&self, model: &str, body: &Value) -> Response {
         self.post_json(&format!("/v2/models/{model}/infer"), body)
+    }
+
+    /// KServe v2 `POST /v2/models/{model}/explain`.
+    pub fn v2_explain(&self, model: &str, body: &Value) -> Response {
+        self.post_json(&format!("/v2/models/{model}/explain"), body)
+    }
+
+    /// `PUT path` with a raw body, as `curl -T` sends a file.
+    pub fn put_bytes(&self, path: &str, body: Vec<u8>) -> Response {
+        self.client
+            .put(self.url(path))
+            .body(body)
+            .send()
+            .expect("PUT")
     }
 
     /// The Prometheus text of `GET /metrics`.

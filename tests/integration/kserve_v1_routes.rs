@@ -1,12 +1,15 @@
 //! KServe's v1 protocol over real HTTP: listing, readiness, `:predict` with every instance spelling,
-//! a batch in one request equal to single requests, and `{"error": …}` refusals.
+//! a batch in one request equal to single requests, `:explain` in the KServe guide's shape, and
+//! `{"error": …}` refusals.
 
 use max_mnist_core::{Model, RawInput};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    kserve_error, sample, sample_base64 as base64_sample, sample_pixels, settings, spawn_app,
+    kserve_error, nested_numbers, ok_json, sample, sample_base64 as base64_sample, sample_pixels,
+    settings, spawn_app,
 };
+use crate::kserve_v2_routes::same_attributions;
 
 pub fn predictions(response: reqwest::blocking::Response) -> Vec<u64> {
     assert_eq!(response.status(), 200);
@@ -114,51 +117,85 @@ fn bad_requests_get_a_kserve_error_and_the_server_keeps_serving() {
 }
 
 #[test]
-fn explain_gives_integrated_gradients_per_instance() {
+fn explain_gives_integrated_gradients_per_instance_in_the_guides_shape() {
     let app = spawn_app();
     let model = crate::helpers::upstream_model();
+    let explained = |digit: u8, target: usize, steps: usize| {
+        let input = model
+            .pre_process(RawInput::File(&sample(digit)))
+            .expect("a sample");
+        model
+            .explain(&input, target, steps)
+            .expect("explains")
+            .attributions
+    };
     let body = json!({"instances": [
         {"data": base64_sample(3)},
         {"data": base64_sample(3), "target": 8},
         tensor_sample(4),
     ]});
-    let response = app.v1_explain("mnist", &body);
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().expect("JSON");
-    let explanations = answer["explanations"].as_array().expect("explanations");
-    assert_eq!(explanations.len(), 3);
-    for (explanation, (digit, target)) in explanations.iter().zip([(3u8, 3), (3, 8), (4, 4)]) {
-        let served: Vec<f64> = explanation
-            .as_array()
-            .expect("rows")
-            .iter()
-            .flat_map(crate::helpers::json_numbers)
-            .collect();
-        let input = model
-            .pre_process(RawInput::File(&sample(digit)))
-            .expect("a sample");
-        let expected = model.explain(&input, target, 15).expect("explains");
-        assert_eq!(served.len(), 784);
-        for (a, b) in served.iter().zip(&expected.attributions) {
-            assert!(
-                (a - f64::from(*b)).abs() < 1e-5,
-                "digit {digit}, target {target}"
-            );
-        }
+    let answer = ok_json(app.v1_explain("mnist", &body));
+    let (shape, served) = nested_numbers(&answer["explanations"]);
+    assert_eq!(
+        shape,
+        [3, 1, 28, 28],
+        "[N][1][28][28], as the KServe guide's answer"
+    );
+    // MAX's model: of the predicted digit unless the instance names a target, with 15 steps.
+    for (index, (digit, target)) in [(3u8, 3), (3, 8), (4, 4)].into_iter().enumerate() {
+        assert!(
+            same_attributions(
+                &served[index * 784..(index + 1) * 784],
+                &explained(digit, target, 15)
+            ),
+            "digit {digit}, target {target}"
+        );
     }
-    let bad = app.v1_explain(
-        "mnist",
-        &json!({"instances": [{"data": base64_sample(3), "target": "eight"}]}),
-    );
-    assert!(kserve_error(bad, 400).contains("target"));
-    let out_of_range = app.v1_explain(
-        "mnist",
-        &json!({"instances": [{"data": base64_sample(3)}, {"data": base64_sample(3), "target": 10}]}),
-    );
-    let message = kserve_error(out_of_range, 400);
-    assert!(
-        message.contains("instance 1: target must be a class from 0 to 9"),
-        "{message}"
-    );
+
+    // The request's own target and steps (also under Captum's name, `n_steps`), for the
+    // instances that name none.
+    for steps in ["steps", "n_steps"] {
+        let body = json!({"target": 6, steps: 40, "instances": [
+            {"data": base64_sample(3)},
+            {"data": base64_sample(3), "target": 8},
+        ]});
+        let (_, served) = nested_numbers(&ok_json(app.v1_explain("mnist", &body))["explanations"]);
+        assert!(
+            same_attributions(&served[..784], &explained(3, 6, 40)),
+            "{steps}"
+        );
+        assert!(
+            same_attributions(&served[784..], &explained(3, 8, 40)),
+            "{steps}"
+        );
+    }
+
+    let cases = [
+        (
+            json!({"instances": [{"data": base64_sample(3), "target": "eight"}]}),
+            "instance 0: target must be a whole number",
+        ),
+        (
+            json!({"instances": [{"data": base64_sample(3)}, {"data": base64_sample(3), "target": 10}]}),
+            "instance 1: target must be a class from 0 to 9",
+        ),
+        (
+            json!({"target": -2, "instances": [base64_sample(3)]}),
+            "target must be a whole number",
+        ),
+        (
+            json!({"steps": 0, "instances": [base64_sample(3)]}),
+            "steps must be from 1 to 512, got 0",
+        ),
+        (
+            json!({"n_steps": "many", "instances": [base64_sample(3)]}),
+            "steps must be a whole number",
+        ),
+        (json!({"instances": []}), "no instances"),
+    ];
+    for (body, says) in cases {
+        let message = kserve_error(app.v1_explain("mnist", &body), 400);
+        assert!(message.contains(says), "{body}: {message}");
+    }
     app.assert_still_serving();
 }

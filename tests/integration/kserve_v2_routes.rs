@@ -1,13 +1,17 @@
 //! KServe's v2 protocol over real HTTP: metadata, health, `infer` with BYTES and every numeric
-//! datatype, JSON and binary tensors, output selection, the documented request files, and refusals.
+//! datatype, JSON and binary tensors, output selection, the documented request files, refusals;
+//! and `explain`, as TorchServe's `kservev2` envelope answers it.
 
+use max_mnist_api::LoadedModel;
 use max_mnist_core::model::softmax;
+use max_mnist_core::{Model, RawInput};
 use serde_json::{json, Value};
 
 use crate::exactness::SAMPLE_LOGITS;
 use crate::helpers::{
-    kserve_error, ok_json, project_root, sample, sample_base64 as base64_sample,
-    sample_pixels as pixels, spawn_app, TestApp,
+    json_numbers, kserve_error, nested_numbers, ok_json, project_root, sample,
+    sample_base64 as base64_sample, sample_pixels as pixels, spawn_app, spawn_app_serving,
+    titanic_model, upstream_model, TestApp,
 };
 
 pub fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
@@ -183,7 +187,12 @@ fn the_documented_request_files_give_the_documented_answers() {
     for (file, digit) in [("v2-bytes.json", 1), ("v2-fp32.json", 2)] {
         let answer = ok_json(app.v2_infer("mnist", &read(file)));
         assert_eq!(output(&answer, "predict")["data"], json!([digit]), "{file}");
+        let explained = ok_json(app.v2_explain("mnist", &read(file)));
+        assert_eq!(explained["id"], file.trim_end_matches(".json"));
+        assert_eq!(v2_attributions(&explained, &[1, 1, 28, 28]).len(), 784);
     }
+    let explained = ok_json(app.v1_explain("mnist", &read("v1-mnist.json")));
+    assert_eq!(nested_numbers(&explained["explanations"]).0, [1, 1, 28, 28]);
 }
 
 #[test]
@@ -284,4 +293,226 @@ fn a_batch_of_64_is_one_forward_pass_equal_to_64_single_requests() {
             assert!((got - want).abs() < 1e-6, "instance {index}");
         }
     }
+}
+
+/// The attributions of a v2 `explain` answer, checked to be one output named `explain`, FP64, of
+/// `shape`, as TorchServe's `kservev2` envelope answers (`ts/torch_handler/request_envelope/
+/// kservev2.py`, `_to_json`: the name `explain` when the request is an explanation, the datatype
+/// of the attributions, which Captum gives as float64 lists).
+pub fn v2_attributions(answer: &Value, shape: &[usize]) -> Vec<f64> {
+    let outputs = answer["outputs"].as_array().expect("outputs");
+    assert_eq!(outputs.len(), 1, "{answer}");
+    assert_eq!(outputs[0]["name"], "explain");
+    assert_eq!(outputs[0]["datatype"], "FP64");
+    assert_eq!(outputs[0]["shape"], json!(shape));
+    json_numbers(&outputs[0]["data"])
+}
+
+/// Whether served attributions are the expected ones, to within `f32` rounding.
+pub fn same_attributions(served: &[f64], expected: &[f32]) -> bool {
+    served.len() == expected.len()
+        && served
+            .iter()
+            .zip(expected)
+            .all(|(a, b)| (a - f64::from(*b)).abs() <= 1e-6)
+}
+
+fn bytes_request(digits: &[u8], extra: Value) -> Value {
+    let mut body = json!({"inputs": [{"name": "input-0", "shape": [digits.len()], "datatype": "BYTES",
+        "data": digits.iter().map(|&d| base64_sample(d)).collect::<Vec<_>>()}]});
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
+    body
+}
+
+#[test]
+fn explain_answers_the_attributions_as_an_fp64_tensor_equal_to_the_v1_explanation() {
+    let app = spawn_app();
+    let model = upstream_model();
+    let explained = |digit: u8, target: usize, steps: usize| {
+        let input = model
+            .pre_process(RawInput::File(&sample(digit)))
+            .expect("a sample");
+        model
+            .explain(&input, target, steps)
+            .expect("explains")
+            .attributions
+    };
+    let answer = ok_json(app.v2_explain("mnist", &bytes_request(&[3, 8], json!({"id": "why-1"}))));
+    assert_eq!(answer["id"], "why-1");
+    assert_eq!(answer["model_name"], "mnist");
+    assert_eq!(answer["model_version"], "1");
+    let served = v2_attributions(&answer, &[2, 1, 28, 28]);
+    // MAX's model is explained of its predicted digit, with 15 steps, on every protocol.
+    assert!(same_attributions(&served[..784], &explained(3, 3, 15)));
+    assert!(same_attributions(&served[784..], &explained(8, 8, 15)));
+    let v1 = ok_json(app.v1_explain(
+        "mnist",
+        &json!({"instances": [{"data": base64_sample(3)}, {"data": base64_sample(8)}]}),
+    ));
+    assert_eq!(
+        nested_numbers(&v1["explanations"]),
+        (vec![2, 1, 28, 28], served.clone()),
+        "the v1 explanation of the same images"
+    );
+
+    let unit: Vec<f32> = [3u8, 8]
+        .iter()
+        .flat_map(|&d| pixels(d))
+        .map(|p| f32::from(p) / 255.0)
+        .collect();
+    for shape in [json!([2, 1, 28, 28]), json!([2, 784])] {
+        let tensor =
+            json!({"inputs": [{"name": "x", "shape": shape, "datatype": "FP32", "data": unit}]});
+        let answer = ok_json(app.v2_explain("mnist", &tensor));
+        assert!(answer.get("id").is_none());
+        let from_tensor = v2_attributions(&answer, &[2, 1, 28, 28]);
+        let largest = from_tensor
+            .iter()
+            .zip(&served)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        assert!(largest <= 1e-5, "FP32 {shape} vs BYTES: {largest}");
+    }
+
+    let named = bytes_request(&[3], json!({"parameters": {"target": 5, "n_steps": 30}}));
+    let answer = ok_json(app.post_json("/v2/models/mnist/versions/1/explain", &named));
+    let served = v2_attributions(&answer, &[1, 1, 28, 28]);
+    assert!(same_attributions(&served, &explained(3, 5, 30)));
+    let named = bytes_request(&[3], json!({"parameters": {"target": 5, "steps": 30}}));
+    assert_eq!(
+        v2_attributions(&ok_json(app.v2_explain("mnist", &named)), &[1, 1, 28, 28]),
+        served
+    );
+
+    let binary = bytes_request(&[3], json!({"parameters": {"binary_data_output": true}}));
+    let response = app.v2_explain("mnist", &binary);
+    assert_eq!(response.status(), 200);
+    let json_length: usize = response
+        .headers()
+        .get("Inference-Header-Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Inference-Header-Content-Length");
+    let bytes = response.bytes().expect("body");
+    let (header, data) = bytes.split_at(json_length);
+    let header: Value = serde_json::from_slice(header).expect("JSON header");
+    assert_eq!(
+        header["outputs"][0]["parameters"]["binary_data_size"],
+        784 * 8
+    );
+    let values: Vec<f64> = data
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+        .collect();
+    let widened: Vec<f64> = explained(3, 3, 15).into_iter().map(f64::from).collect();
+    assert_eq!(
+        values, widened,
+        "FP64 little-endian, the f32 values widened"
+    );
+}
+
+#[test]
+fn bad_explain_requests_are_4xx_with_a_kserve_error_and_the_server_keeps_serving() {
+    let app = spawn_app();
+    let parameters = |parameters: Value| bytes_request(&[7], json!({"parameters": parameters}));
+    let cases = [
+        (json!({"inputs": []}), "0 inputs"),
+        (json!({"id": "x"}), "inputs"),
+        (
+            json!({"inputs": [{"name": "a", "shape": [1], "datatype": "BYTES", "data": ["%%%"]}]}),
+            "input `a`",
+        ),
+        (
+            json!({"inputs": [{"name": "a", "shape": [2, 784], "datatype": "FP32", "data": vec![0.0; 784]}]}),
+            "shape [2, 784]",
+        ),
+        (
+            parameters(json!({"target": 10})),
+            "target must be a class from 0 to 9, got 10",
+        ),
+        (
+            parameters(json!({"target": "zero"})),
+            "parameters.target must be a whole number",
+        ),
+        (
+            parameters(json!({"target": -1})),
+            "parameters.target must be a whole number",
+        ),
+        (
+            parameters(json!({"steps": 0})),
+            "steps must be from 1 to 512, got 0",
+        ),
+        (
+            parameters(json!({"n_steps": 100000})),
+            "steps must be from 1 to 512, got 100000",
+        ),
+        (
+            parameters(json!({"steps": 1.5})),
+            "parameters.steps must be a whole number",
+        ),
+        (
+            bytes_request(&[7], json!({"outputs": [{"name": "predict"}]})),
+            "unknown output `predict`: the outputs are `explain`",
+        ),
+    ];
+    for (body, says) in cases {
+        let message = kserve_error(app.v2_explain("mnist", &body), 400);
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    let not_json = app.post_bytes("/v2/models/mnist/explain", b"{\"inputs\": [".to_vec());
+    kserve_error(not_json, 400);
+    for path in [
+        "/v2/models/resnet/explain",
+        "/v2/models/mnist/versions/2/explain",
+    ] {
+        let message = kserve_error(app.post_json(path, &bytes_request(&[7], json!({}))), 404);
+        assert!(message.contains("mnist"), "{path}: {message}");
+    }
+    app.assert_still_serving();
+    let answer = ok_json(app.v2_explain("mnist", &bytes_request(&[7], json!({}))));
+    assert_eq!(v2_attributions(&answer, &[1, 1, 28, 28]).len(), 784);
+}
+
+#[test]
+fn titanic_passengers_are_explained_as_an_n_by_12_tensor_equal_to_the_v1_explanation() {
+    let Some(model) = titanic_model() else {
+        return;
+    };
+    let app = spawn_app_serving(vec![LoadedModel {
+        model: model.clone(),
+        url: "titanic.mar".into(),
+        loaded_at_startup: true,
+    }]);
+    let rows = [
+        [40.0, 1.0, 1.0, 39.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+        [22.0, 0.0, 0.0, 7.25, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0],
+    ];
+    let body = json!({"id": "passengers", "inputs": [{"name": "input-0", "shape": [2, 12],
+        "datatype": "FP32", "data": rows.concat()}]});
+    let answer = ok_json(app.v2_explain("titanic", &body));
+    assert_eq!(answer["id"], "passengers");
+    assert_eq!(answer["model_name"], "titanic");
+    let served = v2_attributions(&answer, &[2, 12]);
+    let v1 = ok_json(app.v1_explain("titanic", &json!({"instances": rows})));
+    let names = &model.info().input.feature_names;
+    for (index, row) in rows.iter().enumerate() {
+        let input = model
+            .pre_process(RawInput::Tensor(row))
+            .expect("a passenger");
+        // The example's target, 1 (Survived), with its 50 steps.
+        let expected = model.explain(&input, 1, 50).expect("explains").attributions;
+        let attributions = &served[index * 12..index * 12 + 12];
+        assert!(same_attributions(attributions, &expected), "row {index}");
+        let by_name: Vec<f64> = names
+            .iter()
+            .map(|name| v1["explanations"][index][name].as_f64().expect("a number"))
+            .collect();
+        assert_eq!(by_name, attributions, "row {index}: v1 and v2 agree");
+    }
+    let bytes = bytes_request(&[7], json!({}));
+    let message = kserve_error(app.v2_explain("titanic", &bytes), 400);
+    assert!(message.contains("numbers, not BYTES"), "{message}");
+    app.assert_still_serving();
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use max_mnist_api::LoadedModel;
-use max_mnist_core::{Classification, Model, RawInput};
+use max_mnist_core::{Classification, DefaultTarget, Model, RawInput};
 use serde_json::{json, Value};
 
 use crate::helpers::{
@@ -106,7 +106,12 @@ fn each_model_answers_with_its_own_outputs_on_every_protocol() {
         let input = model
             .pre_process(RawInput::File(&sample(3)))
             .expect("a sample");
-        let explanation = model.explain(&input, 3, 15).expect("explains");
+        // Each model's own default: TorchServe's handler explains class 0, MAX's the prediction.
+        let target = match model.info().explanation.target {
+            DefaultTarget::Class(class) => class,
+            DefaultTarget::Predicted => 3,
+        };
+        let explanation = model.explain(&input, target, 15).expect("explains");
         let answer = ok_json(app.torchserve_explain(name, sample(3)));
         let served: Vec<f64> = answer[0]
             .as_array()

@@ -4,14 +4,15 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use max_mnist_core::InputKind;
+use max_mnist_core::{DefaultTarget, ExplanationInfo, InputKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::MaxModel;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{
-    explain, explain_one, first_and_mean, trimmed, FeatureMap, Instance, Nested,
+    explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Instance,
+    Nested,
 };
 use crate::options::Options;
 use crate::registry::ServedModel;
@@ -134,7 +135,11 @@ pub async fn explain_route(
     let file = first_part(&parts, &["file", "image"])
         .map(|part| part.data.clone())
         .ok_or_else(|| ApiError::BadRequest(format!("no image in the request: {UPLOAD_HINT}")))?;
-    let explained = explain_one(&model, Instance::File(file), target, steps).await?;
+    let settings = ExplanationInfo {
+        steps,
+        target: DefaultTarget::Predicted,
+    };
+    let explained = explain_one(&model, Instance::File(file), target, settings).await?;
     if png {
         let png = model
             .model
@@ -174,7 +179,8 @@ async fn explain_passengers(
         (query, inside) => query.or(inside),
     };
     let requests = body.instances.into_iter().map(|i| (i, target)).collect();
-    let explained = explain(model, requests, steps).await?;
+    let settings = explanation_settings(model.info(), Some(steps));
+    let explained = explain(model, requests, settings).await?;
     let (first, mean) = first_and_mean(&explained)?;
     if png {
         let picture = model.model.explanation_png(&first.input, &mean)?;

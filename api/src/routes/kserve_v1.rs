@@ -9,11 +9,12 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
 use crate::inference::{
-    check_instance_count, classify, explain, trimmed, FeatureMap, Instance, Nested,
+    check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap,
+    Instance, Nested,
 };
-use crate::registry::{Resolved, ServedModel};
+use crate::registry::Resolved;
 use crate::upload::{decode_base64, parse_json, read_body};
-use crate::{tabular, AppState};
+use crate::{tabular, AppState, RequestLimits};
 
 type Model = Resolved<KServeError>;
 
@@ -79,6 +80,23 @@ pub struct PredictRequest {
     instances: Vec<Value>,
 }
 
+/// `{"instances": [...]}`, and how to explain them when the instances do not say.
+#[derive(Deserialize, ToSchema)]
+pub struct ExplainRequest {
+    #[serde(flatten)]
+    request: PredictRequest,
+    /// The class to explain for instances that name no `target` of their own (an object instance
+    /// may): default the model's, as its TorchServe handler (0 for TorchServe's MNIST network, the
+    /// predicted class for MAX's, 1 (Survived) for the Titanic model).
+    #[schema(value_type = Option<u32>, example = 0)]
+    target: Option<Value>,
+    /// Integrated Gradients' steps (Captum's `n_steps`, also read under that name), 1 to 512:
+    /// default the model's handler's (15 for the digit models, 50 for the Titanic model).
+    #[serde(alias = "n_steps")]
+    #[schema(value_type = Option<u32>, example = 15)]
+    steps: Option<Value>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct PredictResponse {
     /// The most probable class of each instance.
@@ -104,21 +122,30 @@ pub async fn predict(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    model_action(&model, payload, &state, Verb::Predict).await
+    let limits = &state.settings.limits;
+    let request: PredictRequest = parse_json(&read_body(payload, limits).await?, limits)?;
+    let instances = read_instances(&request.instances, model.info(), limits)?;
+    let predictions = classify(&model, instances)
+        .await?
+        .iter()
+        .map(|classification| classification.class)
+        .collect();
+    Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
 }
 
-/// `:explain`: Integrated Gradients per instance (with the steps of the model's TorchServe handler,
-/// 15 for the digit models), of the instance's `target` when an object instance names one, else of
-/// the model's default target (the predicted digit).
+/// `:explain`: Integrated Gradients per instance, as the model's TorchServe handler computes them
+/// unless the request says otherwise: of the instance's `target`, else the request's, else the
+/// model's default (class 0 for TorchServe's MNIST network, as its handler; the predicted digit for
+/// MAX's), with the request's `steps` (or `n_steps`), else the handler's (15 for the digit models).
 #[utoipa::path(
     post,
     path = "/v1/models/{model}:explain",
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
-    request_body = PredictRequest,
+    request_body = ExplainRequest,
     responses(
         (status = 200, body = ExplainResponse),
-        (status = 400, description = "A bad instance or target, or too many instances", body = KServeErrorBody),
+        (status = 400, description = "A bad instance, target or steps, or too many instances", body = KServeErrorBody),
         (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
@@ -127,28 +154,46 @@ pub async fn explain_route(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
-    model_action(&model, payload, &state, Verb::Explain).await
-}
-
-#[derive(PartialEq)]
-enum Verb {
-    Predict,
-    Explain,
-}
-
-async fn model_action(
-    model: &ServedModel,
-    payload: web::Payload,
-    state: &AppState,
-    verb: Verb,
-) -> Result<HttpResponse, KServeError> {
     let limits = &state.settings.limits;
-    let body = read_body(payload, limits).await?;
-    let request: PredictRequest = parse_json(&body, limits)?;
-    check_instance_count(request.instances.len(), limits)?;
+    let request: ExplainRequest = parse_json(&read_body(payload, limits).await?, limits)?;
     let info = model.info();
-    let instances = request
-        .instances
+    let values = &request.request.instances;
+    let instances = read_instances(values, info, limits)?;
+    let default_target = json_number(request.target.as_ref(), "target")?;
+    let settings = explanation_settings(info, json_number(request.steps.as_ref(), "steps")?);
+    let mut requests = Vec::with_capacity(instances.len());
+    for (index, (value, instance)) in values.iter().zip(instances).enumerate() {
+        let target = json_number(value.get("target"), "target")
+            .map_err(|err| ApiError::BadRequest(format!("instance {index}: {err}")))?;
+        requests.push((instance, target.or(default_target)));
+    }
+    let explained = explain(&model, requests, settings).await?;
+    Ok(HttpResponse::Ok().json(ExplainResponse {
+        explanations: explained
+            .iter()
+            .map(|e| match info.input.kind {
+                InputKind::Image => Attributions::Shaped(Nested {
+                    values: &e.explanation.attributions,
+                    shape: &info.input.shape,
+                }),
+                InputKind::Features => Attributions::Named(FeatureMap {
+                    names: &info.input.feature_names,
+                    values: &e.explanation.attributions,
+                }),
+            })
+            .collect(),
+    }))
+}
+
+/// The instances of a request, each read for the model's input; at most as many as one forward
+/// pass may take.
+fn read_instances(
+    values: &[Value],
+    info: &ModelInfo,
+    limits: &RequestLimits,
+) -> Result<Vec<Instance>, ApiError> {
+    check_instance_count(values.len(), limits)?;
+    values
         .iter()
         .enumerate()
         .map(|(index, value)| {
@@ -156,19 +201,11 @@ async fn model_action(
                 ApiError::BadRequest(format!("instance {index}: {err}; {}", instance_hint(info)))
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    if verb == Verb::Explain {
-        return explain_instances(model, &request.instances, instances).await;
-    }
-    let predictions = classify(model, instances)
-        .await?
-        .iter()
-        .map(|classification| classification.class)
-        .collect();
-    Ok(HttpResponse::Ok().json(PredictResponse { predictions }))
+        .collect()
 }
 
-/// One instance's attributions: in its shape (28×28 for the digit models), or by feature name.
+/// One instance's attributions: in its shape (`[1][28][28]` for the digit models), or by feature
+/// name.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Attributions<'a> {
@@ -178,52 +215,11 @@ pub enum Attributions<'a> {
 
 #[derive(Serialize, ToSchema)]
 pub struct ExplainResponse<'a> {
-    /// The attributions of each instance: in its shape (28×28 for the digit models), or by feature
-    /// name (`{"age": …}`) for tabular ones.
+    /// The attributions of each instance: in the model's input shape (`[1][28][28]` for the digit
+    /// models, as TorchServe's KServe envelope answers them), or by feature name (`{"age": …}`)
+    /// for tabular ones.
     #[schema(value_type = Vec<Object>)]
     explanations: Vec<Attributions<'a>>,
-}
-
-async fn explain_instances(
-    model: &ServedModel,
-    values: &[Value],
-    instances: Vec<Instance>,
-) -> Result<HttpResponse, KServeError> {
-    let mut requests = Vec::with_capacity(instances.len());
-    for (index, (value, instance)) in values.iter().zip(instances).enumerate() {
-        let target = match value.get("target") {
-            None | Some(Value::Null) => None,
-            Some(target) => Some(
-                target
-                    .as_u64()
-                    .and_then(|t| usize::try_from(t).ok())
-                    .ok_or_else(|| {
-                        ApiError::BadRequest(format!(
-                            "instance {index}: target must be a whole number, a class of the model"
-                        ))
-                    })?,
-            ),
-        };
-        requests.push((instance, target));
-    }
-    let info = model.info();
-    let explained = explain(model, requests, info.explanation.steps).await?;
-    let shape = trimmed(&info.input.shape);
-    Ok(HttpResponse::Ok().json(ExplainResponse {
-        explanations: explained
-            .iter()
-            .map(|e| match info.input.kind {
-                InputKind::Image => Attributions::Shaped(Nested {
-                    values: &e.explanation.attributions,
-                    shape,
-                }),
-                InputKind::Features => Attributions::Named(FeatureMap {
-                    names: &info.input.feature_names,
-                    values: &e.explanation.attributions,
-                }),
-            })
-            .collect(),
-    }))
 }
 
 /// One v1 instance: for an image model `{"data": base64}` (or `{"b64": …}`), a base64 string, or

@@ -1,6 +1,7 @@
 //! TorchServe's inference routes, as TorchServe's examples answer them:
-//! `/predictions/{model}[/{version}]`, `/explanations/{model}`; and the read-only part of its
-//! management API (`/models[/{model}]`), which the management listener serves in full.
+//! `/predictions/{model}[/{version}]`, `/explanations/{model}[/{version}]` (both with POST or
+//! PUT); and the read-only part of its management API (`/models[/{model}]`), which the management
+//! listener serves in full.
 
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
@@ -160,13 +161,14 @@ async fn predict_one(
     Ok(HttpResponse::Ok().json(class))
 }
 
-/// Integrated Gradients, with the steps of the model's TorchServe handler, as its example answers
-/// them: for an image `[[[…28]…28]]` (15 steps; target from the body, else the predicted digit —
-/// TorchServe's handler uses 0), for passengers the mean attribution per feature over the rows,
-/// `{"age": …}` (50 steps, target 1 unless the body names one). `Accept: image/png` or
-/// `?format=png` answers a picture: the heatmap, or a bar chart of the means.
+/// Integrated Gradients as the model's TorchServe handler computes them, with POST or PUT (`curl -T
+/// 0.png`) as predictions: for an image `[[[…28]…28]]` (15 steps, of the target the body names,
+/// else the model's default: class 0 for TorchServe's MNIST network as its handler, the predicted
+/// digit for MAX's), for passengers the mean attribution per feature over the rows, `{"age": …}`
+/// (50 steps, target 1 unless the body names one). `Accept: image/png` or `?format=png` answers a
+/// picture: the heatmap, or a bar chart of the means.
 #[utoipa::path(
-    post,
+    method(post, put),
     path = "/explanations/{model}",
     tag = "TorchServe",
     params(
@@ -174,7 +176,7 @@ async fn predict_one(
         ("format" = Option<String>, Query, description = "`png` for the picture"),
     ),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "Any body `/predictions/{model}` takes; JSON and multipart bodies may carry `target`"),
+        description = "Any body `/predictions/{model}` takes: an image model's image as the raw body (`curl -T 0.png`); JSON and multipart bodies may carry `target`"),
     responses(
         (status = 200, description = "The attributions: in the input's shape ([1][28][28] for the digit models), or the mean per feature ({\"age\": …}); or their picture",
             content((Object = "application/json"), (Vec<u8> = "image/png"))),
@@ -188,12 +190,48 @@ pub async fn explanations(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
-    let png = Options::new(&request, &[])?.wants_png(&request)?;
-    let body = read_request(&request, payload, &state, &model).await?;
+    explain_request(&request, &model, payload, &state).await
+}
+
+/// The same, for a named version of the model.
+#[utoipa::path(
+    method(post, put),
+    path = "/explanations/{model}/{version}",
+    tag = "TorchServe",
+    params(
+        ("model" = String, Path, description = "A served model's name"),
+        ("version" = String, Path, description = "Its version"),
+        ("format" = Option<String>, Query, description = "`png` for the picture"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The attributions, or their picture",
+            content((Object = "application/json"), (Vec<u8> = "image/png"))),
+        (status = 400, description = "No input, one the model cannot read, or a bad target", body = TorchServeErrorBody),
+        (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
+    )
+)]
+pub async fn versioned_explanations(
+    request: HttpRequest,
+    model: Model,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, TorchServeError> {
+    explain_request(&request, &model, payload, &state).await
+}
+
+async fn explain_request(
+    request: &HttpRequest,
+    model: &ServedModel,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, TorchServeError> {
+    let png = Options::new(request, &[])?.wants_png(request)?;
+    let body = read_request(request, payload, state, model).await?;
     let info = model.info();
     let target = body.target;
     let requests = body.instances.into_iter().map(|i| (i, target)).collect();
-    let explained = explain(&model, requests, info.explanation.steps).await?;
+    let explained = explain(model, requests, info.explanation).await?;
     let (first, mean) = first_and_mean(&explained)?;
     if png {
         let picture = model
@@ -225,6 +263,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(versioned_predictions))
             .route(web::put().to(versioned_predictions)),
     )
-    .service(web::resource("/explanations/{model}").route(web::post().to(explanations)));
+    .service(
+        web::resource("/explanations/{model}")
+            .route(web::post().to(explanations))
+            .route(web::put().to(explanations)),
+    )
+    .service(
+        web::resource("/explanations/{model}/{version}")
+            .route(web::post().to(versioned_explanations))
+            .route(web::put().to(versioned_explanations)),
+    );
     super::management::configure_read_only(cfg);
 }

@@ -10,10 +10,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
 
-use crate::explain::TORCHSERVE_IMAGE_STEPS;
 use crate::image_input::SIDE;
 use crate::model::{
-    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, OutputInfo, OutputKind,
+    ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, OutputInfo, OutputKind,
 };
 use crate::{CoreError, ImageLimits, WeightsError};
 
@@ -183,12 +182,13 @@ pub(crate) fn flat(state_dict: &StateDict, name: &str) -> Result<Vec<f32>, Weigh
 }
 
 /// The description of a classifier of the ten digits in MNIST-format images, as both digit
-/// networks are: explained as TorchServe's image handlers do, of the predicted digit by default.
+/// networks are, explained by default as `explanation` says.
 pub(crate) fn digit_classifier_info(
     identity: ModelIdentity,
     architecture: Architecture,
     output: OutputKind,
     multiply_adds: u64,
+    explanation: ExplanationInfo,
 ) -> Result<ModelInfo, WeightsError> {
     Ok(ModelInfo {
         output: OutputInfo {
@@ -204,10 +204,7 @@ pub(crate) fn digit_classifier_info(
             shape: vec![1, SIDE, SIDE],
             feature_names: Vec::new(),
         },
-        explanation: ExplanationInfo {
-            steps: TORCHSERVE_IMAGE_STEPS,
-            target: DefaultTarget::Predicted,
-        },
+        explanation,
         multiply_adds,
     })
 }

@@ -84,6 +84,9 @@ pub fn append(binary: &mut BytesMut, data: OutputData<'_>) -> usize {
         OutputData::Fp32(values) => values
             .iter()
             .for_each(|v| binary.extend_from_slice(&v.to_le_bytes())),
+        OutputData::Fp64(values) => values
+            .iter()
+            .for_each(|&v| binary.extend_from_slice(&f64::from(v).to_le_bytes())),
     }
     binary.len() - before
 }
@@ -118,5 +121,7 @@ mod tests {
         assert_eq!(append(&mut binary, OutputData::Int64(&[7])), 8);
         assert_eq!(append(&mut binary, OutputData::Fp32(&[1.0])), 4);
         assert_eq!(&binary[..], &[7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f]);
+        assert_eq!(append(&mut binary, OutputData::Fp64(&[-2.0])), 8);
+        assert_eq!(&binary[12..], &(-2.0f64).to_le_bytes());
     }
 }

@@ -1,6 +1,7 @@
 //! KServe's v2 protocol (the Open Inference Protocol): server and model metadata, liveness and
 //! readiness, and `infer` with BYTES (images) or numeric tensors, in JSON or with Triton's binary
-//! tensor extension ([`binary`]). What each model takes and gives comes from its description.
+//! tensor extension ([`binary`]); and `explain`, which TorchServe's `kservev2` envelope adds, on
+//! the same bodies. What each model takes and gives comes from its description.
 
 mod binary;
 pub mod repository;
@@ -10,11 +11,13 @@ pub mod types;
 use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::web::BytesMut;
 use actix_web::{web, HttpRequest, HttpResponse};
-use max_mnist_core::{Classification, InputKind, ModelInfo};
+use max_mnist_core::{InputKind, ModelInfo};
 use serde_json::Value;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{check_instance_count, classify};
+use crate::inference::{
+    self, check_instance_count, classify, explanation_settings, json_number, Instance,
+};
 use crate::registry::Resolved;
 use crate::upload::{parse_json, read_body};
 use crate::AppState;
@@ -28,6 +31,8 @@ type Model = Resolved<KServeError>;
 const PREDICT: &str = "predict";
 const PROBABILITIES: &str = "probabilities";
 const OUTPUTS: [&str; 2] = [PREDICT, PROBABILITIES];
+/// The output of `explain`, as TorchServe's `kservev2` envelope names it.
+const EXPLAIN: &str = "explain";
 
 /// Server metadata.
 #[utoipa::path(get, path = "/v2", tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
@@ -141,18 +146,98 @@ pub async fn infer(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
+    let (infer, instances) = read_request(&request, model.info(), payload, &state).await?;
+    let outputs = chosen_outputs(&infer, &OUTPUTS)?;
+    let classifications = classify(&model, instances).await?;
+    let batch = classifications.len();
+    let classes: Vec<i64> = classifications.iter().map(|c| c.class as i64).collect();
+    let probabilities: Vec<f32> = classifications
+        .iter()
+        .flat_map(|c| c.probabilities.iter().copied())
+        .collect();
+    let classes_count = model.info().output.labels.len();
+    Ok(respond(
+        model.info(),
+        &infer,
+        &outputs,
+        |name| match name {
+            PREDICT => ("INT64", vec![batch], OutputData::Int64(&classes)),
+            _ => (
+                "FP32",
+                vec![batch, classes_count],
+                OutputData::Fp32(&probabilities),
+            ),
+        },
+    )?)
+}
+
+/// Integrated Gradients of each instance, as TorchServe's `kservev2` envelope answers them: one
+/// output, `explain`, FP64 of shape `[N, …the model's input shape]` (`[N,1,28,28]` for the digit
+/// models, `[N,12]` for the Titanic model). It takes every body `infer` takes; `parameters` may
+/// name the `target` class and the `steps` (or Captum's `n_steps`), else the model's own handler's
+/// (TorchServe's MNIST network: class 0 and 15 steps).
+#[utoipa::path(
+    post,
+    path = "/v2/models/{model}/explain",
+    tag = "KServe v2",
+    params(("model" = String, Path, description = "A served model's name")),
+    request_body(content = InferRequest, example = json!({"id": "1", "parameters": {"target": 0, "steps": 15},
+        "inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": ["iVBORw0KGgo…"]}]})),
+    responses(
+        (status = 200, body = Object, example = json!({"id": "1", "model_name": "mnist", "model_version": "1.0", "outputs": [
+            {"name": "explain", "datatype": "FP64", "shape": [1, 1, 28, 28], "data": [0.0, -0.0012, 0.0031]}]})),
+        (status = 400, description = "A bad input, output, target or steps", body = KServeErrorBody),
+        (status = 404, description = "A model or version not served", body = KServeErrorBody),
+    )
+)]
+pub async fn explain(
+    request: HttpRequest,
+    model: Model,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, KServeError> {
+    let info = model.info();
+    let (infer, instances) = read_request(&request, info, payload, &state).await?;
+    let outputs = chosen_outputs(&infer, &[EXPLAIN])?;
+    let parameter = |name: &str| infer.parameters.get(name);
+    let target = json_number(parameter("target"), "parameters.target")?;
+    let steps = json_number(
+        parameter("steps").or_else(|| parameter("n_steps")),
+        "parameters.steps",
+    )?;
+    let requests = instances.into_iter().map(|i| (i, target)).collect();
+    let explained = inference::explain(&model, requests, explanation_settings(info, steps)).await?;
+    let attributions: Vec<f32> = explained
+        .iter()
+        .flat_map(|e| e.explanation.attributions.iter().copied())
+        .collect();
+    let shape: Vec<usize> = std::iter::once(explained.len())
+        .chain(info.input.shape.iter().copied())
+        .collect();
+    Ok(respond(info, &infer, &outputs, |_| {
+        ("FP64", shape.clone(), OutputData::Fp64(&attributions))
+    })?)
+}
+
+/// The request and its instances, from any body `infer` takes: JSON, or JSON followed by binary
+/// tensors; one input, of BYTES (encoded images) or numbers.
+async fn read_request(
+    request: &HttpRequest,
+    info: &ModelInfo,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<(InferRequest, Vec<Instance>), ApiError> {
     let limits = &state.settings.limits;
     let body = read_body(payload, limits).await?;
-    let (json_part, binary) = binary::split(&request, &body)?;
+    let (json_part, binary) = binary::split(request, &body)?;
     let infer: InferRequest = parse_json(json_part, limits)?;
-    let input_info = &model.info().input;
+    let input_info = &info.input;
     let [input] = infer.inputs.as_slice() else {
         return Err(ApiError::BadRequest(format!(
             "the request has {} inputs: {}",
             infer.inputs.len(),
             tensors::hint(input_info)
-        ))
-        .into());
+        )));
     };
     let instances = tensors::instances(input, binary, input_info).map_err(|err| {
         ApiError::BadRequest(format!(
@@ -162,9 +247,7 @@ pub async fn infer(
         ))
     })?;
     check_instance_count(instances.len(), limits)?;
-    let outputs = chosen_outputs(&infer)?;
-    let classifications = classify(&model, instances).await?;
-    Ok(respond(model.info(), &infer, &outputs, &classifications)?)
+    Ok((infer, instances))
 }
 
 /// An output to send, and whether it goes as binary data.
@@ -173,16 +256,20 @@ struct ChosenOutput {
     binary: bool,
 }
 
-fn chosen_outputs(infer: &InferRequest) -> Result<Vec<ChosenOutput>, ApiError> {
+/// The outputs the request asks for among `known` (all of them when it names none).
+fn chosen_outputs(
+    infer: &InferRequest,
+    known: &[&'static str],
+) -> Result<Vec<ChosenOutput>, ApiError> {
     let all_binary = infer
         .parameters
         .get("binary_data_output")
         .and_then(Value::as_bool)
         .unwrap_or(false);
     let Some(requested) = &infer.outputs else {
-        return Ok(OUTPUTS
-            .into_iter()
-            .map(|name| ChosenOutput {
+        return Ok(known
+            .iter()
+            .map(|&name| ChosenOutput {
                 name,
                 binary: all_binary,
             })
@@ -191,13 +278,16 @@ fn chosen_outputs(infer: &InferRequest) -> Result<Vec<ChosenOutput>, ApiError> {
     requested
         .iter()
         .map(|output| {
-            let name = OUTPUTS
-                .into_iter()
+            let name = known
+                .iter()
+                .copied()
                 .find(|known| *known == output.name)
                 .ok_or_else(|| {
+                    let names: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
                     ApiError::BadRequest(format!(
-                        "unknown output `{}`: the outputs are `{PREDICT}` and `{PROBABILITIES}`",
-                        output.name
+                        "unknown output `{}`: the outputs are {}",
+                        output.name,
+                        names.join(" and ")
                     ))
                 })?;
             let binary = output
@@ -210,30 +300,21 @@ fn chosen_outputs(infer: &InferRequest) -> Result<Vec<ChosenOutput>, ApiError> {
         .collect()
 }
 
-fn respond(
+/// An output's datatype, shape and values.
+type Tensor<'a> = (&'static str, Vec<usize>, OutputData<'a>);
+
+/// The response: each chosen output as `tensor` gives it by name, in JSON or as binary data.
+fn respond<'a>(
     info: &ModelInfo,
     infer: &InferRequest,
     outputs: &[ChosenOutput],
-    classifications: &[Classification],
+    tensor: impl Fn(&'static str) -> Tensor<'a>,
 ) -> Result<HttpResponse, ApiError> {
-    let batch = classifications.len();
-    let classes: Vec<i64> = classifications.iter().map(|c| c.class as i64).collect();
-    let probabilities: Vec<f32> = classifications
-        .iter()
-        .flat_map(|c| c.probabilities.iter().copied())
-        .collect();
     let mut binary = BytesMut::new();
     let outputs = outputs
         .iter()
         .map(|output| {
-            let (datatype, shape, data) = match output.name {
-                PREDICT => ("INT64", vec![batch], OutputData::Int64(&classes)),
-                _ => (
-                    "FP32",
-                    vec![batch, info.output.labels.len()],
-                    OutputData::Fp32(&probabilities),
-                ),
-            };
+            let (datatype, shape, data) = tensor(output.name);
             let (data, parameters) = if output.binary {
                 let binary_data_size = binary::append(&mut binary, data);
                 (None, Some(BinaryParameters { binary_data_size }))
@@ -282,6 +363,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ] {
         cfg.service(web::resource(prefix).route(web::get().to(metadata)))
             .service(web::resource(format!("{prefix}/ready")).route(web::get().to(model_ready)))
-            .service(web::resource(format!("{prefix}/infer")).route(web::post().to(infer)));
+            .service(web::resource(format!("{prefix}/infer")).route(web::post().to(infer)))
+            .service(web::resource(format!("{prefix}/explain")).route(web::post().to(explain)));
     }
 }

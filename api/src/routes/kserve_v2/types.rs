@@ -110,6 +110,9 @@ pub struct OutputTensor<'a> {
 pub enum OutputData<'a> {
     Int64(&'a [i64]),
     Fp32(&'a [f32]),
+    /// FP64 values computed in `f32`: in JSON the shortest `f32` text (read as FP64, the same
+    /// number); as binary data, widened to 8 bytes.
+    Fp64(&'a [f32]),
 }
 
 #[derive(Serialize)]

@@ -11,9 +11,11 @@ pub mod layers;
 use candle_core::{Device, Module, Tensor};
 
 use super::{digit_classifier_info, Architecture, ModelIdentity, StateDict, TensorSpec};
-use crate::explain::{self, Explanation};
+use crate::explain::{self, Explanation, TORCHSERVE_IMAGE_STEPS};
 use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
-use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
+use crate::model::{
+    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
+};
 use crate::CoreError;
 
 /// Side of the input image.
@@ -60,6 +62,12 @@ pub const NORMALISATION: Normalisation = Normalisation {
     mean: 0.5,
     std: 0.5,
 };
+/// MAX never served explanations; its digit is explained, in TorchServe's and KServe's routes,
+/// with the steps of TorchServe's image handlers and of the predicted class, as MAX's own route does.
+pub const EXPLANATION: ExplanationInfo = ExplanationInfo {
+    steps: TORCHSERVE_IMAGE_STEPS,
+    target: DefaultTarget::Predicted,
+};
 /// Multiply-adds of one forward pass.
 const MULTIPLY_ADDS: u64 = (C1 * SIDE1 * SIDE1 * KERNEL * KERNEL
     + C2 * SIDE2 * SIDE2 * C1 * KERNEL * KERNEL
@@ -86,6 +94,7 @@ impl MyConvNetModel {
             Architecture::MyConvNet,
             OutputKind::Logits,
             MULTIPLY_ADDS,
+            EXPLANATION,
         )?;
         Ok(Self {
             plain: gradient::PlainNet::new(&net)?,

@@ -5,9 +5,11 @@
 pub mod kernel;
 
 use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
-use crate::explain::{self, Explanation};
+use crate::explain::{self, Explanation, TORCHSERVE_IMAGE_STEPS};
 use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
-use crate::model::{Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput};
+use crate::model::{
+    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
+};
 use crate::CoreError;
 use kernel::{NetKernel, NetParameters};
 
@@ -54,6 +56,12 @@ pub const NORMALISATION: Normalisation = Normalisation {
     mean: 0.1307,
     std: 0.3081,
 };
+/// The explanation of the example's handler: its `explain_handle` explains class 0 unless the
+/// request names a target, with `get_insights`' 15 steps.
+pub const EXPLANATION: ExplanationInfo = ExplanationInfo {
+    steps: TORCHSERVE_IMAGE_STEPS,
+    target: DefaultTarget::Class(0),
+};
 const MULTIPLY_ADDS: u64 = (SIDE1 * SIDE1 * C1 * KERNEL * KERNEL
     + SIDE2 * SIDE2 * C2 * C1 * KERNEL * KERNEL
     + FLAT * HIDDEN
@@ -90,6 +98,7 @@ impl NetModel {
                 Architecture::Net,
                 OutputKind::LogProbabilities,
                 MULTIPLY_ADDS,
+                EXPLANATION,
             )?,
             kernel,
             pipeline: ImagePipeline {
