@@ -8,6 +8,9 @@
 #
 # Other models, as `torchserve --models`: mount a model store and name them at run time, e.g.
 #   docker run -p 5000:5000 -v "$PWD/model_store:/model_store:ro" -e MODELS=mnist=mnist.mar max-pytorch-mnist
+# TorchServe's own command works too (`torchserve` is on the PATH), e.g. KServe's layout:
+#   docker run -p 8085:8085 -v "$PWD/models:/mnt/models:ro" max-pytorch-mnist \
+#     torchserve --start --model-store=/mnt/models/model-store --ts-config=/mnt/models/config/config.properties
 ARG RUST_IMAGE=rust:1-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
 
@@ -51,6 +54,7 @@ RUN cd /build && if [ "$use_pre_trained_model" = "true" ]; then \
 FROM ${RUNTIME_IMAGE}
 WORKDIR /app
 COPY --from=builder /usr/local/bin/max-mnist /usr/local/bin/max-mnist
+COPY --from=builder /build/scripts/torchserve /usr/local/bin/torchserve
 COPY --from=builder /build/config.toml /build/sha512sums.txt ./
 COPY --from=builder /build/assets/ ./assets/
 ENV HOST=0.0.0.0 PORT=5000 RUST_LOG=info MODEL_STORE=/model_store

@@ -142,6 +142,44 @@ if [ -n "$torchserve" ]; then
   [ "$answer" = 3 ] || fail "the registered model answered $answer"
   echo "docker-test: tokens asked for (401 without), mnist_cnn.pt registered from the read-only store at run time and serving"
   docker stop -t 10 "$served" >/dev/null
+
+  # KServe's TorchServe runtime layout (/mnt/models/config/config.properties and
+  # /mnt/models/model-store/*.mar, the config KServe's guide writes), started by TorchServe's own
+  # command as KServe's runtime starts it: `torchserve` is on the image's PATH.
+  mkdir -p "$work/kserve/config" "$work/kserve/model-store"
+  cp "$torchserve/mnist.mar" "$work/kserve/model-store/"
+  cat >"$work/kserve/config/config.properties" <<'PROPERTIES'
+inference_address=http://0.0.0.0:8085
+management_address=http://0.0.0.0:8085
+metrics_address=http://0.0.0.0:8082
+grpc_inference_port=7070
+grpc_management_port=7071
+enable_metrics_api=true
+metrics_format=prometheus
+NUM_WORKERS=1
+number_of_netty_threads=4
+job_queue_size=10
+enable_envvars_config=true
+install_py_dep_per_model=true
+model_store=/mnt/models/model-store
+model_snapshot={"name":"startup.cfg","modelCount":1,"models":{"mnist":{"1.0":{"defaultVersion":true,"marName":"mnist.mar","minWorkers":1,"maxWorkers":5,"batchSize":1,"maxBatchDelay":5000,"responseTimeout":120}}}}
+PROPERTIES
+  chmod 755 "$work" && chmod -R a+rX "$work/kserve"
+  start_ns=$(date +%s%N)
+  kserve=$(docker run -d --read-only -p 127.0.0.1::8085 -p 127.0.0.1::8082 \
+    -v "$work/kserve:/mnt/models:ro" -e TS_SERVICE_ENVELOPE=kservev2 "$image" \
+    torchserve --start --model-store=/mnt/models/model-store --ts-config=/mnt/models/config/config.properties)
+  containers+=("$kserve")
+  kserve_port=$(docker port "$kserve" 8085/tcp | head -1 | sed 's/.*://')
+  wait_for_ping "$kserve_port" "$start_ns" "$kserve"
+  answer=$(curl -sf -H 'Content-Type: application/json' -d @samples/requests/v1-mnist.json \
+    "http://127.0.0.1:$kserve_port/v1/models/mnist:predict")
+  [ "$answer" = '{"predictions":[2]}' ] || fail "KServe layout, v1 predict: $answer"
+  curl -sf "http://127.0.0.1:$kserve_port/models" | grep -q '"modelName":"mnist"' || fail "KServe layout: /models on the shared listener"
+  metrics_port=$(docker port "$kserve" 8082/tcp | head -1 | sed 's/.*://')
+  curl -sf "http://127.0.0.1:$metrics_port/metrics" | grep -q '^ts_inference_requests_total{' || fail "KServe layout: TorchServe's metrics"
+  echo "docker-test: torchserve --start on KServe's /mnt/models layout: v1 predict, management and metrics answer"
+  docker stop -t 10 "$kserve" >/dev/null
 fi
 
 if docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then

@@ -44,12 +44,21 @@ pub fn check_not_running() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes this process's pid; the file is removed when the returned guard is dropped.
-pub fn write_pid() -> anyhow::Result<PidGuard> {
+/// Writes this process's pid; the file is removed when the returned guard is dropped. Where the
+/// temporary directory is read-only (a container's `--read-only` root without a tmpfs), the server
+/// runs without one, and says that `--stop` cannot find it.
+pub fn write_pid() -> Option<PidGuard> {
     let path = pid_file();
-    std::fs::write(&path, std::process::id().to_string())
-        .with_context(|| format!("cannot write the pid file {}", path.display()))?;
-    Ok(PidGuard(path))
+    match std::fs::write(&path, std::process::id().to_string()) {
+        Ok(()) => Some(PidGuard(path)),
+        Err(err) => {
+            log::warn!(
+                "cannot write the pid file {} ({err}): `torchserve --stop` will not find this server; stop it with SIGTERM",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 pub struct PidGuard(PathBuf);

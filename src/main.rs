@@ -94,7 +94,7 @@ fn torchserve(settings: &Settings, args: &TorchServeArgs) -> anyhow::Result<Exit
         return daemon::start_in_background(&launch.inference);
     }
     daemon::check_not_running()?;
-    let _pid = daemon::write_pid()?;
+    let _pid = daemon::write_pid();
     run_server(launch)
 }
 
