@@ -87,7 +87,10 @@ pub struct AssetSettings {
 pub struct LimitSettings {
     pub max_body_bytes: usize,
     pub max_multipart_parts: usize,
-    pub max_concurrent_decodes: usize,
+    /// 0: one per core the process may use.
+    #[serde(alias = "max_concurrent_decodes")]
+    pub runners_per_model: usize,
+    pub decoder_budget_bytes: u64,
     pub job_queue_size: usize,
     pub max_json_depth: usize,
     pub max_instances: usize,
@@ -146,7 +149,11 @@ impl Settings {
             limits: RequestLimits {
                 max_body_bytes: self.limits.max_body_bytes,
                 max_multipart_parts: self.limits.max_multipart_parts,
-                max_concurrent_decodes: self.limits.max_concurrent_decodes,
+                runners_per_model: match self.limits.runners_per_model {
+                    0 => available_cores(),
+                    runners => runners,
+                },
+                decoder_budget_bytes: self.limits.decoder_budget_bytes,
                 job_queue_size: self.limits.job_queue_size,
                 http_workers: Some(self.server.workers).filter(|&n| n > 0),
                 max_json_depth: self.limits.max_json_depth,
@@ -157,6 +164,11 @@ impl Settings {
             model_api: self.server.model_api,
         }
     }
+}
+
+/// The cores this process may use (`taskset`, cgroup quotas), as the standard library counts them.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Deep merge: tables merge key by key, anything else is replaced.

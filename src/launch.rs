@@ -217,7 +217,7 @@ fn apply(
             service.limits.http_workers = Some(threads);
         }
         if let Some(workers) = ts.workers_per_model {
-            service.limits.max_concurrent_decodes = workers;
+            service.limits.runners_per_model = workers;
         }
         if let Some(size) = ts.job_queue_size {
             service.limits.job_queue_size = size;

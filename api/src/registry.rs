@@ -15,7 +15,7 @@ use prometheus::Histogram;
 
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
-use crate::work_queue::WorkQueue;
+use crate::work_queue::{DecodeBudget, WorkQueue};
 use crate::AppState;
 
 /// A model loaded from a file, ready to serve.
@@ -52,14 +52,17 @@ pub struct Registry {
     runners: usize,
     /// Requests each model's work queue holds.
     queue_size: usize,
+    /// The decoding memory every model's runners share.
+    budget: Arc<DecodeBudget>,
 }
 
 impl Registry {
-    pub fn new(runners: usize, queue_size: usize) -> Self {
+    pub fn new(runners: usize, queue_size: usize, budget: DecodeBudget) -> Self {
         Self {
             models: RwLock::new(Arc::new(Vec::new())),
             runners,
             queue_size,
+            budget: Arc::new(budget),
         }
     }
 
@@ -102,6 +105,7 @@ impl Registry {
                 loaded.model.clone(),
                 self.runners,
                 self.queue_size,
+                self.budget.clone(),
                 batch_sizes.clone(),
             ),
             batch_sizes,

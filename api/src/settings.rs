@@ -91,9 +91,12 @@ pub struct RequestLimits {
     pub max_body_bytes: usize,
     /// Most parts in one multipart body.
     pub max_multipart_parts: usize,
-    /// Most expensive tasks (big images, explanations, big networks) of one model at once: each
-    /// may take up to the decoder's memory limit.
-    pub max_concurrent_decodes: usize,
+    /// Runners of each model's expensive work (big images, explanations, big networks):
+    /// TorchServe's workers per model.
+    pub runners_per_model: usize,
+    /// Memory all image decodes on runners may take at once, for the whole process: a runner
+    /// waits for its share, so more runners never mean more worst-case memory.
+    pub decoder_budget_bytes: u64,
     /// Most requests waiting for one model's runners (TorchServe's `job_queue_size`); a 503 beyond.
     pub job_queue_size: usize,
     /// HTTP worker threads per listener; `None`: one per core the process may use.

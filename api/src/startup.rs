@@ -12,6 +12,7 @@ use crate::catch_panic::catch_panic;
 use crate::errors::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::registry::{LoadedModel, Registry, ServedModel};
+use crate::work_queue::DecodeBudget;
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
@@ -120,8 +121,9 @@ impl Application {
         let port = inference.local_addr()?.port();
         let metrics = Metrics::new().map_err(std::io::Error::other)?;
         let registry = Registry::new(
-            settings.limits.max_concurrent_decodes,
+            settings.limits.runners_per_model,
             settings.limits.job_queue_size,
+            DecodeBudget::new(settings.limits.decoder_budget_bytes),
         );
         for model in models {
             registry

@@ -230,7 +230,8 @@ mod tests {
         RequestLimits {
             max_body_bytes: 1024,
             max_multipart_parts: 4,
-            max_concurrent_decodes: 1,
+            runners_per_model: 1,
+            decoder_budget_bytes: 1 << 20,
             job_queue_size: 1,
             http_workers: None,
             max_json_depth: 4,

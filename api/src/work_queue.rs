@@ -1,5 +1,5 @@
 //! A model's expensive work — big images, big networks, explanations — queued and run on the
-//! blocking pool by at most `limits.max_concurrent_decodes` runners per model. A runner takes the
+//! blocking pool by at most `limits.runners_per_model` runners per model. A runner takes the
 //! requests one after another until the queue is empty, so under load it never sleeps between
 //! them: a request costs one hand-off back to its worker, not a chain of wake-ups. Each model has
 //! its own queue and runners, so one model's backlog never holds up another's requests, and the
@@ -12,7 +12,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use max_mnist_core::{Classification, CoreError, Explained, ExplanationInfo, Model, RawInput};
@@ -68,6 +68,8 @@ pub struct WorkQueue {
     max_runners: usize,
     /// Most requests waiting for a runner (TorchServe's `job_queue_size`): beyond, a 503.
     max_waiting: usize,
+    /// The decoding memory all models' runners share.
+    budget: Arc<DecodeBudget>,
     /// Instances per forward pass, for `/metrics`.
     batch_sizes: Histogram,
 }
@@ -77,6 +79,7 @@ impl WorkQueue {
         model: Arc<dyn Model>,
         max_runners: usize,
         max_waiting: usize,
+        budget: Arc<DecodeBudget>,
         batch_sizes: Histogram,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -84,6 +87,7 @@ impl WorkQueue {
             queue: Mutex::new(Queue::default()),
             max_runners: max_runners.max(1),
             max_waiting: max_waiting.max(1),
+            budget,
             batch_sizes,
         })
     }
@@ -135,7 +139,7 @@ impl WorkQueue {
             let mut queue = self.lock();
             if queue.jobs.len() >= self.max_waiting {
                 return Err(ApiError::ServiceUnavailable(format!(
-                    "model `{}` has {} requests waiting for its runners, as many as its queue holds (limits.job_queue_size, TorchServe's job_queue_size): try again shortly, or raise the limit or the runners (limits.max_concurrent_decodes, default_workers_per_model)",
+                    "model `{}` has {} requests waiting for its runners, as many as its queue holds (limits.job_queue_size, TorchServe's job_queue_size): try again shortly, or raise the limit or the runners (limits.runners_per_model, default_workers_per_model)",
                     self.model.info().name,
                     queue.jobs.len()
                 )));
@@ -177,6 +181,7 @@ impl WorkQueue {
 
     fn process(&self, (queued, job): (Instant, Job)) {
         let model = self.model.as_ref();
+        let _decoding = self.budget.take(self.decoded_bytes(&job));
         let waited = queued.elapsed();
         match job {
             Job::Classify { instances, reply } => {
@@ -190,6 +195,80 @@ impl WorkQueue {
                 let _ = reply.send((waited, explain_with(model, &instances, settings)));
             }
         }
+    }
+}
+
+impl WorkQueue {
+    /// The most memory decoding `job`'s images may take: what the budget is drawn by.
+    fn decoded_bytes(&self, job: &Job) -> u64 {
+        let raws: Vec<RawInput<'_>> = match job {
+            Job::Classify { instances, .. } => instances.iter().map(Instance::raw).collect(),
+            Job::Explain { instances, .. } => instances.iter().map(|(i, _)| i.raw()).collect(),
+        };
+        self.model
+            .work(&raws)
+            .pixels
+            .saturating_mul(DECODED_BYTES_PER_PIXEL)
+    }
+}
+
+/// What a decoder and the grey conversion after it allocate per pixel, at most: RGBA at 16 bits
+/// (8 bytes), then one `f32` plane and one byte plane.
+const DECODED_BYTES_PER_PIXEL: u64 = 13;
+
+/// Memory for image decoding, shared by every runner of every model: a runner takes a big
+/// image's share before decoding it, and waits while others hold it, so the worst case is the
+/// budget, whatever the number of runners. A share larger than the whole budget takes all of it.
+pub struct DecodeBudget {
+    total: u64,
+    free: Mutex<u64>,
+    returned: Condvar,
+}
+
+impl DecodeBudget {
+    pub fn new(total: u64) -> Self {
+        Self {
+            total: total.max(1),
+            free: Mutex::new(total.max(1)),
+            returned: Condvar::new(),
+        }
+    }
+
+    /// Takes `bytes` (at most the whole budget), waiting until they are free; they go back when
+    /// the share is dropped. Nothing is taken for work that decodes nothing.
+    pub fn take(&self, bytes: u64) -> Option<Share<'_>> {
+        let bytes = bytes.min(self.total);
+        if bytes == 0 {
+            return None;
+        }
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free < bytes {
+            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= bytes;
+        Some(Share {
+            budget: self,
+            bytes,
+        })
+    }
+
+    /// Bytes not taken now.
+    pub fn free(&self) -> u64 {
+        *self.free.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A runner's part of the [`DecodeBudget`], returned when dropped (a panic included).
+pub struct Share<'a> {
+    budget: &'a DecodeBudget,
+    bytes: u64,
+}
+
+impl Drop for Share<'_> {
+    fn drop(&mut self) {
+        let mut free = self.budget.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += self.bytes;
+        self.budget.returned.notify_all();
     }
 }
 
@@ -219,4 +298,43 @@ pub fn classify_with(
     batch_sizes.observe(instances.len() as f64);
     let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
     max_mnist_core::classify(model, &raws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_bounds_what_runners_hold_at_once() {
+        let budget = Arc::new(DecodeBudget::new(100));
+        let held = Arc::new(Mutex::new((0u64, 0u64)));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                let (budget, held) = (budget.clone(), held.clone());
+                scope.spawn(move || {
+                    for _ in 0..20 {
+                        let _share = budget.take(60);
+                        let mut now = held.lock().expect("lock");
+                        now.0 += 60;
+                        now.1 = now.1.max(now.0);
+                        drop(now);
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        held.lock().expect("lock").0 -= 60;
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            held.lock().expect("lock").1,
+            60,
+            "two shares of 60 never overlap"
+        );
+        assert_eq!(budget.free(), 100);
+        // A share larger than the budget takes all of it, and nothing is taken for no pixels.
+        let all = budget.take(1_000);
+        assert_eq!(budget.free(), 0);
+        drop(all);
+        assert!(budget.take(0).is_none());
+        assert_eq!(budget.free(), 100);
+    }
 }
