@@ -38,12 +38,50 @@ pub struct ServedModel {
     pub work_queue: Arc<WorkQueue>,
     /// Instances per forward pass.
     pub batch_sizes: Histogram,
+    registration: RwLock<Registration>,
 }
 
 impl ServedModel {
     pub fn info(&self) -> &ModelInfo {
         self.model.info()
     }
+
+    /// What TorchServe's management API was told about this model, as it stands now.
+    pub fn registration(&self) -> Registration {
+        match self.registration.read() {
+            Ok(registration) => registration.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Records TorchServe's scaling request: the minimum and maximum workers it asked for.
+    pub fn set_workers(&self, min: usize, max: usize) {
+        let mut registration = match self.registration.write() {
+            Ok(registration) => registration,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        registration.min_workers = Some(min);
+        registration.max_workers = Some(max);
+    }
+}
+
+/// What TorchServe's management API (or its model snapshot) said about a model, kept to be
+/// reported back as TorchServe's describe reports it. `None` where nothing was said: the
+/// server's own value is reported then. These configure TorchServe's Python workers; here they
+/// are recorded, and the runners, batching and limits stay the server's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Registration {
+    pub min_workers: Option<usize>,
+    pub max_workers: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Milliseconds.
+    pub max_batch_delay: Option<u64>,
+    /// Seconds.
+    pub response_timeout: Option<u64>,
+    /// Seconds.
+    pub startup_timeout: Option<u64>,
+    /// TorchServe's `runtime` (`python`, `python3`, `LSP`).
+    pub runtime: Option<String>,
 }
 
 pub struct Registry {
@@ -87,6 +125,16 @@ impl Registry {
         loaded: LoadedModel,
         metrics: &Metrics,
     ) -> Result<Arc<ServedModel>, ApiError> {
+        self.add_registered(loaded, Registration::default(), metrics)
+    }
+
+    /// [`Registry::add`], with what its registration said about it.
+    pub fn add_registered(
+        &self,
+        loaded: LoadedModel,
+        registration: Registration,
+        metrics: &Metrics,
+    ) -> Result<Arc<ServedModel>, ApiError> {
         let mut models = self.write();
         let info = loaded.model.info();
         if let Some(served) = models.iter().find(|served| served.info().name == info.name) {
@@ -101,6 +149,7 @@ impl Registry {
             url: loaded.url,
             loaded_at_startup: loaded.loaded_at_startup,
             serving_since: jiff::Timestamp::now().to_string(),
+            registration: RwLock::new(registration),
         });
         let mut next = models.as_ref().clone();
         next.push(served.clone());
@@ -196,6 +245,15 @@ fn served_list(models: &[Arc<ServedModel>]) -> String {
 pub struct Resolved<E> {
     pub served: Arc<ServedModel>,
     protocol: PhantomData<E>,
+}
+
+impl<E> From<Arc<ServedModel>> for Resolved<E> {
+    fn from(served: Arc<ServedModel>) -> Self {
+        Self {
+            served,
+            protocol: PhantomData,
+        }
+    }
 }
 
 impl<E> std::ops::Deref for Resolved<E> {

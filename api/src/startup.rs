@@ -11,7 +11,7 @@ use crate::auth::{self, Api, RequiredToken};
 use crate::catch_panic::catch_panic;
 use crate::errors::ApiError;
 use crate::metrics::{self, Metrics};
-use crate::registry::{LoadedModel, Registry, ServedModel};
+use crate::registry::{LoadedModel, Registration, Registry, ServedModel};
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
@@ -35,7 +35,18 @@ impl AppState {
 
     /// Serves `loaded` too, at once (a 409 when its name is taken).
     pub fn register(&self, loaded: LoadedModel) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let served = self.registry.add(loaded, &self.metrics)?;
+        self.register_with(loaded, Registration::default())
+    }
+
+    /// [`AppState::register`], keeping what TorchServe's management API said about the model.
+    pub fn register_with(
+        &self,
+        loaded: LoadedModel,
+        registration: Registration,
+    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let served = self
+            .registry
+            .add_registered(loaded, registration, &self.metrics)?;
         self.refresh_openapi();
         Ok(served)
     }
