@@ -17,9 +17,9 @@ use actix_web::{middleware, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::{ApiError, TorchServeErrorBody};
+use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
-use crate::registry::{Registration, ServedModel};
+use crate::registry::{Registration, Resolved, ServedModel};
 use crate::upload::read_body;
 use crate::AppState;
 use parameters::Parameters;
@@ -233,11 +233,11 @@ fn describe(
     query: &str,
 ) -> Result<HttpResponse, Refusal> {
     let parameters = Parameters::from_query(query, &["customized"])?;
+    let version = version.filter(|version| *version != "all");
+    let served = find(state, name, version)?;
     if parameters.flag("customized", false) {
         log::info!("describing `{name}` with customized=true: its handler adds no metadata here");
     }
-    let version = version.filter(|version| *version != "all");
-    let served = find(state, name, version)?;
     Ok(HttpResponse::Ok().json([description(&served, state)]))
 }
 
@@ -290,7 +290,10 @@ impl RegisterRequest {
             }
         }
         if let Some(handler) = parameters.text("handler") {
-            log::info!("handler `{handler}` is TorchServe's Python entry point: no Python is run here, the model is served by its network's own code");
+            log::info!(
+                "handler `{}` is TorchServe's Python entry point: no Python is run here, the model is served by its network's own code",
+                handler.escape_debug()
+            );
         }
         if parameters.flag("s3_sse_kms", false) {
             log::info!("s3_sse_kms=true: nothing is fetched from S3 here, the model comes from the model store");
@@ -450,12 +453,12 @@ fn scale(
         ))
         .into());
     }
+    let version = version.or_else(|| parameters.text("model_version"));
+    let served = find(state, name, version)?;
     if parameters.int("number_gpu", 0) > 0 {
         log::info!("number_gpu for model `{name}`: this server runs its models on the CPU");
     }
     parameters.int("timeout", -1);
-    let version = version.or_else(|| parameters.text("model_version"));
-    let served = find(state, name, version)?;
     served.set_workers(min, max);
     let runners = state.registry.runners();
     log::info!(
@@ -500,6 +503,11 @@ pub fn configure_read_only(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/models/{model}/{version}").route(web::get().to(describe_model)));
 }
 
+/// KServe v2's readiness, an unknown model refused in the listener's (TorchServe's) shape.
+async fn v2_ready(model: Resolved<TorchServeError>) -> HttpResponse {
+    super::kserve_v2::model_ready(Resolved::from(model.served.clone())).await
+}
+
 /// The management listener: TorchServe's management API (every path as TorchServe's handler
 /// reads it), KServe's model health checks, and KServe v2's repository extension. Every 404 and
 /// 405 has a body in TorchServe's shape.
@@ -508,13 +516,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(middleware::from_fn(refusal::fill_empty_refusals))
             .configure(super::kserve_v2::repository::configure)
-            .service(
-                web::resource("/v2/models/{model}/ready")
-                    .route(web::get().to(super::kserve_v2::model_ready)),
-            )
+            .service(web::resource("/v2/models/{model}/ready").route(web::get().to(v2_ready)))
             .service(
                 web::resource("/v2/models/{model}/versions/{version}/ready")
-                    .route(web::get().to(super::kserve_v2::model_ready)),
+                    .route(web::get().to(v2_ready)),
             )
             .default_service(web::to(paths::dispatch)),
     );

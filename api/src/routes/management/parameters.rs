@@ -17,7 +17,9 @@ pub struct Parameters {
 impl Parameters {
     /// The query string's parameters, each one of `known`.
     pub fn from_query(query: &str, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs = form_urlencoded(query);
+        let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|err| ApiError::BadRequest(format!("the query string cannot be read: {err}")))?
+            .into_inner();
         Self::checked(pairs, known)
     }
 
@@ -66,8 +68,9 @@ impl Parameters {
                 .collect();
             if let [first, _, ..] = given.as_slice() {
                 log::warn!(
-                    "`{key}` is given {} times: the first, `{first}`, is used, as TorchServe does",
-                    given.len()
+                    "`{key}` is given {} times: the first, `{}`, is used, as TorchServe does",
+                    given.len(),
+                    first.escape_debug()
                 );
             }
         }
@@ -89,7 +92,8 @@ impl Parameters {
         };
         value.parse().unwrap_or_else(|_| {
             log::warn!(
-                "`{key}={value}` is not a whole number: it is ignored and the default used, as TorchServe does"
+                "`{key}={}` is not a whole number: it is ignored and the default used, as TorchServe does",
+                value.escape_debug()
             );
             default
         })
@@ -106,18 +110,12 @@ impl Parameters {
         }
         if !value.eq_ignore_ascii_case("false") {
             log::warn!(
-                "`{key}={value}` is not true or false: it is read as false, as TorchServe does"
+                "`{key}={}` is not true or false: it is read as false, as TorchServe does",
+                value.escape_debug()
             );
         }
         false
     }
-}
-
-/// `a=1&b=&c` as name and value pairs, `+` and `%XX` decoded (as Netty's `QueryStringDecoder`).
-fn form_urlencoded(query: &str) -> Vec<(String, String)> {
-    actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
-        .map(actix_web::web::Query::into_inner)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

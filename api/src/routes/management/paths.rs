@@ -4,10 +4,9 @@
 //! ``), then chosen by its segments and the method.
 
 use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::refusal::{method_not_allowed, resource_not_found, Refusal};
-use crate::errors::KServeError;
 use crate::registry::Resolved;
 use crate::AppState;
 
@@ -52,16 +51,13 @@ pub async fn dispatch(
             Method::PUT => super::set_default(&state, name, version, query),
             _ => not_allowed(&[Method::PUT]),
         },
-        // KServe's v1 health check, `{name}` up to a `:` (TorchServe's `isKFV1ManagementReq`).
+        // KServe's v1 health check, `{name}` up to a `:`, an unknown one refused in TorchServe's
+        // shape (TorchServe's `isKFV1ManagementReq` and `handleKF1ModelReady`).
         ["", "v1", "models", name] => match *method {
             Method::GET => {
                 let name = name.split(':').next().unwrap_or_default();
-                Ok(match state.registry.resolve(name, None) {
-                    Ok(served) => {
-                        crate::routes::kserve_v1::model_status(Resolved::from(served)).await
-                    }
-                    Err(error) => KServeError(error).error_response(),
-                })
+                let served = state.registry.resolve(name, None)?;
+                Ok(crate::routes::kserve_v1::model_status(Resolved::from(served)).await)
             }
             _ => not_allowed(&[Method::GET]),
         },
