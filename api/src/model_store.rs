@@ -19,7 +19,7 @@ use crate::AppState;
 /// Loads the file `url` names in the store (off the async workers) and serves it at once as
 /// `name` (default: the manifest's `modelName`, else the file's stem). Nothing changes when any
 /// step fails: a file not in the store is a 404 (as TorchServe's `ModelArchive.downloadModel`
-/// answers), a bad file or a way out of the store a 400, a name already served a 409.
+/// answers), a bad file or a way out of the store a 400, a version already served a 409.
 pub async fn register(
     state: &web::Data<AppState>,
     url: &str,
@@ -38,9 +38,6 @@ pub async fn register_with(
     let path = resolve(state.settings.model_store.as_deref(), url)?;
     if let Some(name) = &name {
         check_name(name)?;
-        if let Ok(served) = state.registry.resolve(name, None) {
-            return Err(crate::registry::already_registered(name, &served));
-        }
     }
     let limits = state.settings.load_limits.clone();
     let source = ModelSource {

@@ -62,6 +62,17 @@ impl AppState {
         Ok(removed)
     }
 
+    /// Makes `version` the default version of the model `name` (a 404 when either is not served).
+    pub fn set_default_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let chosen = self.registry.set_default(name, version)?;
+        self.refresh_openapi();
+        Ok(chosen)
+    }
+
     fn refresh_openapi(&self) {
         match serialised_document(&self.settings, &self.registry) {
             Ok(json) => {

@@ -230,6 +230,8 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     let bad_number = app.manage(Method::POST, "/models?url=max.pt&initial_workers=-1", None);
     assert!(torchserve_error(bad_number, 400, "BadRequestException").contains("initial_workers"));
 
+    // Another version of `mnist` (the store's weights are 1.0, the one served 1), then the same.
+    status_of(app.manage(Method::POST, "/models?url=max.pt&model_name=mnist", None));
     let taken = app.manage(Method::POST, "/models?url=max.pt&model_name=mnist", None);
     assert!(torchserve_error(taken, 409, "ConflictStatusException").contains("already registered"));
     status_of(app.manage(Method::POST, "/models?url=max.pt", None));
@@ -1267,5 +1269,99 @@ fn a_script_of_forty_calls_leaves_the_models_torchserve_would() {
     let seven = app.torchserve_predict("digits", sample(7));
     assert_eq!(seven.status(), 200);
     assert_eq!(seven.text().expect("text"), "7");
+    app.assert_still_serving();
+}
+
+/// ModelVersionedRefs (addVersionModel keeps the first version the default, setDefaultVersion,
+/// removeVersionModel refuses the default while others are served: ApiUtils.unregisterModel's
+/// 403 InvalidModelVersionException) and ApiUtils.getModelDescription (`all`: every version).
+#[test]
+fn versions_of_one_name_are_served_side_by_side_as_torchserve_serves_them() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let first = ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["modelVersion"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    assert_ne!(first, "1.0");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=mnist.mar&model_name=mnist&initial_workers=1",
+    );
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"status": "Model \"mnist\" Version: 1.0 registered with 1 initial workers"})
+        )
+    );
+    let listed = ok_json(app.manage(Method::GET, "/models", None));
+    assert_eq!(
+        listed,
+        json!({"models": [{"modelName": "mnist", "modelUrl": "mnist-classifier.pt"}]})
+    );
+    let all = ok_json(app.manage(Method::GET, "/models/mnist/all", None));
+    let described: Vec<(String, String)> = all
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|model| {
+            (
+                model["modelVersion"].as_str().expect("version").to_owned(),
+                model["architecture"].as_str().expect("network").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (first.clone(), "MyConvNet".to_owned()),
+            ("1.0".to_owned(), "Net".to_owned())
+        ]
+    );
+    assert_eq!(
+        ok_json(app.get("/v2/models/mnist"))["versions"],
+        json!([first])
+    );
+    assert_eq!(
+        ok_json(app.get("/v2/models/mnist/versions/1.0/ready"))["ready"],
+        true
+    );
+    let seven = app
+        .client
+        .put(app.url("/predictions/mnist/1.0"))
+        .body(sample(7))
+        .send()
+        .expect("PUT");
+    assert_eq!(seven.text().expect("text"), "7");
+
+    let message = torchserve_error(
+        app.manage(Method::DELETE, "/models/mnist", None),
+        403,
+        "InvalidModelVersionException",
+    );
+    assert!(message.contains("set-default"), "{message}");
+    let (status, _) = call(&app, Method::PUT, "/models/mnist/1.0/set-default");
+    assert_eq!(status, 200);
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["architecture"],
+        "Net"
+    );
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models", None))["models"][0]["modelUrl"],
+        "mnist.mar"
+    );
+    let (status, _) = call(&app, Method::DELETE, &format!("/models/mnist/{first}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/mnist/all", None))
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let again = app.manage(Method::POST, "/models?url=mnist.mar&model_name=mnist", None);
+    torchserve_error(again, 409, "ConflictStatusException");
     app.assert_still_serving();
 }

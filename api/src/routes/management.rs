@@ -199,12 +199,19 @@ fn typed_404(state: &AppState, name: &str, version: Option<&str>, error: ApiErro
         (ApiError::NotFound(message), Some(_)) if state.registry.resolve(name, None).is_ok() => {
             version_not_found(message)
         }
+        // TorchServe's `ApiUtils.unregisterModel`: a default version with others beside it.
+        (ApiError::Forbidden(message), _) => Refusal::Typed {
+            status: StatusCode::FORBIDDEN,
+            kind: "InvalidModelVersionException",
+            message,
+            allow: None,
+        },
         (error, _) => error.into(),
     }
 }
 
-/// TorchServe's `GET /models/{model}[/{version}]`: a model described, as a one-element list
-/// (also `/models/{model}/all`, every version: each model has one here).
+/// TorchServe's `GET /models/{model}[/{version}]`: a model described (its default version, or
+/// the one named), as a one-element list; `/models/{model}/all`: every version.
 #[utoipa::path(
     get,
     path = "/models/{model}",
@@ -233,12 +240,23 @@ fn describe(
     query: &str,
 ) -> Result<HttpResponse, Refusal> {
     let parameters = Parameters::from_query(query, &["customized"])?;
-    let version = version.filter(|version| *version != "all");
-    let served = find(state, name, version)?;
+    let described: Vec<_> = if version == Some("all") {
+        let versions = state.registry.versions(name);
+        if versions.is_empty() {
+            find(state, name, None)?;
+        }
+        versions
+    } else {
+        vec![find(state, name, version)?]
+    };
     if parameters.flag("customized", false) {
         log::info!("describing `{name}` with customized=true: its handler adds no metadata here");
     }
-    Ok(HttpResponse::Ok().json([description(&served, state)]))
+    let described: Vec<_> = described
+        .iter()
+        .map(|served| description(served, state))
+        .collect();
+    Ok(HttpResponse::Ok().json(described))
 }
 
 #[derive(Serialize)]
@@ -479,8 +497,8 @@ fn scale(
     ))
 }
 
-/// TorchServe's `PUT /models/{model}/{version}/set-default`: each model has one version here, so
-/// naming it is all there is to do.
+/// TorchServe's `PUT /models/{model}/{version}/set-default`: requests that name no version get
+/// this one from now on.
 fn set_default(
     state: &AppState,
     name: &str,
@@ -488,7 +506,10 @@ fn set_default(
     query: &str,
 ) -> Result<HttpResponse, Refusal> {
     Parameters::from_query(query, &[])?;
-    find(state, name, Some(version))?;
+    state
+        .set_default_version(name, version)
+        .map_err(|error| typed_404(state, name, Some(version), error))?;
+    log::info!("model `{name}` now answers with version {version} by default");
     Ok(status(
         StatusCode::OK,
         format!("Default version successfully updated for model \"{name}\" to \"{version}\""),
@@ -499,7 +520,6 @@ fn set_default(
 pub fn configure_read_only(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/models").route(web::get().to(models)))
         .service(web::resource("/models/{model}").route(web::get().to(describe_model)))
-        .service(web::resource("/models/{model}/all").route(web::get().to(describe_model)))
         .service(web::resource("/models/{model}/{version}").route(web::get().to(describe_model)));
 }
 
