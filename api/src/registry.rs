@@ -1,6 +1,7 @@
-//! The models served, by name. The first one registered also answers the MAX routes (`/model/…`).
-//! Routes take a [`Resolved`] model: the extractor reads `{model}` (and `{version}`) from the path,
-//! and answers an unknown one with a 404 in the route's protocol, listing the models served.
+//! The models served, by name, each in one or more versions (one is its default, as in
+//! TorchServe). The first one registered also answers the MAX routes (`/model/…`). Routes take a
+//! [`Resolved`] model: the extractor reads `{model}` (and `{version}`) from the path, and answers
+//! an unknown one with a 404 in the route's protocol, listing the models served.
 //!
 //! The list is replaced as a whole when models come or go, and a request holds its model by an
 //! `Arc`, so requests in flight finish on the model they started with.

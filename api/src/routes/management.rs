@@ -37,7 +37,8 @@ pub struct ModelEntry {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelList {
-    /// Present when more models follow: pass it as `next_page_token`.
+    /// Where the next page starts, present when this one ends at or before the end of the list
+    /// (as TorchServe gives it): pass it as `next_page_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
     models: Vec<ModelEntry>,
