@@ -737,6 +737,26 @@ fn every_parameter_torchserve_takes_is_taken_and_described() {
     assert_eq!(described[0]["batchSize"], 4, "scaling keeps the rest");
 
     let base = app.management.as_deref().expect("managed");
+    for (body, says) in [
+        ("", "not the JSON"),
+        ("not json", "not the JSON"),
+        (r#"["titanic.mar"]"#, "not the JSON"),
+        (r#"{"url": ["titanic.mar"]}"#, "`url` is a JSON array"),
+        (
+            r#"{"url": "titanic.mar", "modle_name": "x"}"#,
+            "`modle_name`",
+        ),
+    ] {
+        let refused = app
+            .client
+            .post(format!("{base}/models"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .expect("POST JSON");
+        let message = torchserve_error(refused, 400, "BadRequestException");
+        assert!(message.contains(says), "{body}: {message}");
+    }
     let registered = app
         .client
         .post(format!("{base}/models?url=ignored.mar"))
