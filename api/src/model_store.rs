@@ -81,9 +81,8 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 const NO_STORE: &str = "this server has no model store, so it cannot register models: start it with --model-store DIR (env MODEL_STORE) and copy the .mar there";
 
 /// The file `url` names in `store`, resolved (symlinks followed) and checked to be a regular file
-/// inside it. What is not there (no store, no such file, an empty name, a `..` that TorchServe
-/// also refuses to follow) is a 404, as TorchServe's `ModelNotFoundException`; a URL, an absolute
-/// path and a symlink out are 400s.
+/// inside it. What is not there (no store, no such file, an empty name) is a 404, as TorchServe's
+/// `ModelNotFoundException`; a URL, an absolute path, `..` and a symlink out are 400s.
 pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
     let refuse = |why: String| ApiError::BadRequest(format!("cannot register `{url}`: {why}"));
     let missing = |why: String| ApiError::NotFound(format!("cannot register `{url}`: {why}"));
@@ -107,7 +106,7 @@ pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
         .components()
         .any(|component| !matches!(component, Component::Normal(_) | Component::CurDir))
     {
-        return Err(missing(
+        return Err(refuse(
             "`..` would leave the model store; `url` names a file inside it, e.g. `url=mnist.mar`"
                 .into(),
         ));
@@ -212,7 +211,7 @@ mod tests {
         assert!(message(resolve(store, "missing.mar")).contains("alias.mar, mnist.mar, out.mar"));
         assert!(message(resolve(None, "mnist.mar")).contains("--model-store"));
         assert!(message(resolve(store, " ")).contains("`url` is empty"));
-        for missing in ["missing.mar", "../secret.mar", " "] {
+        for missing in ["missing.mar", " "] {
             assert!(
                 matches!(resolve(store, missing), Err(ApiError::NotFound(_))),
                 "{missing}"
@@ -222,9 +221,11 @@ mod tests {
             resolve(None, "mnist.mar"),
             Err(ApiError::NotFound(_))
         ));
-        assert!(matches!(
-            resolve(store, "out.mar"),
-            Err(ApiError::BadRequest(_))
-        ));
+        for way_out in ["out.mar", "../secret.mar"] {
+            assert!(
+                matches!(resolve(store, way_out), Err(ApiError::BadRequest(_))),
+                "{way_out}"
+            );
+        }
     }
 }

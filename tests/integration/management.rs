@@ -193,14 +193,15 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     let app = managed_app(service);
     let (server, connections) = counting_server();
     let absolute = store_dir.join("max.pt");
-    // A file not in the store is TorchServe's 404 (`ModelArchive.downloadModel`); the rest 400s.
+    // A file not in the store is TorchServe's 404 (`ModelArchive.downloadModel`); a way out of
+    // the store is a 400 (TorchServe: 404 for `..`, and it fetches URLs and reads absolute paths).
     let refused = [
         (format!("http://{server}/max.pt"), "`http:` URL", 400),
         (format!("https://{server}/max.pt"), "`https:` URL", 400),
         (format!("file://{}", absolute.display()), "`file:` URL", 400),
         (format!("ftp://{server}/max.pt"), "`ftp:` URL", 400),
         (absolute.display().to_string(), "absolute path", 400),
-        ("../outside.pt".to_owned(), "`..`", 404),
+        ("../outside.pt".to_owned(), "`..`", 400),
         ("link.pt".to_owned(), "symlink that leads out", 400),
         ("missing.mar".to_owned(), "no such file", 404),
         ("broken.mar".to_owned(), "cannot register `broken.mar`", 400),
@@ -1234,7 +1235,8 @@ fn a_script_of_forty_calls_leaves_the_models_torchserve_would() {
             200,
         ),
         (Method::POST, "/models?model_name=x", 400),
-        (Method::POST, "/models?url=../mnist.mar", 404),
+        // TorchServe: 404 ModelNotFoundException; a way out of the store is a 400 here.
+        (Method::POST, "/models?url=../mnist.mar", 400),
         (Method::DELETE, "/models/digits/", 200),
         (Method::PUT, "/models/digits/1.0/set-default", 404),
         (
