@@ -13,23 +13,31 @@ use max_mnist_core::ModelSource;
 
 use crate::confined::{resolve_inside, Refusal};
 use crate::errors::ApiError;
-use crate::registry::{LoadedModel, ServedModel};
+use crate::registry::{LoadedModel, Registration, ServedModel};
 use crate::AppState;
 
 /// Loads the file `url` names in the store (off the async workers) and serves it at once as
 /// `name` (default: the manifest's `modelName`, else the file's stem). Nothing changes when any
-/// step fails: a bad file is a 400, a name already served a 409.
+/// step fails: a file not in the store is a 404 (as TorchServe's `ModelArchive.downloadModel`
+/// answers), a bad file or a way out of the store a 400, a version already served a 409.
 pub async fn register(
     state: &web::Data<AppState>,
     url: &str,
     name: Option<String>,
 ) -> Result<Arc<ServedModel>, ApiError> {
+    register_with(state, url, name, Registration::default()).await
+}
+
+/// [`register`], keeping what TorchServe's registration request said about the model.
+pub async fn register_with(
+    state: &web::Data<AppState>,
+    url: &str,
+    name: Option<String>,
+    registration: Registration,
+) -> Result<Arc<ServedModel>, ApiError> {
     let path = resolve(state.settings.model_store.as_deref(), url)?;
     if let Some(name) = &name {
         check_name(name)?;
-        if let Ok(served) = state.registry.resolve(name, None) {
-            return Err(crate::registry::already_registered(name, &served));
-        }
     }
     let limits = state.settings.load_limits.clone();
     let source = ModelSource {
@@ -46,11 +54,14 @@ pub async fn register(
             ))
         })?;
     check_name(&model.info().name)?;
-    state.register(LoadedModel {
-        model,
-        url: url.to_owned(),
-        loaded_at_startup: false,
-    })
+    state.register_with(
+        LoadedModel {
+            model,
+            url: url.to_owned(),
+            loaded_at_startup: false,
+        },
+        registration,
+    )
 }
 
 /// A name every route can carry in its path, as TorchServe allows them.
@@ -70,12 +81,14 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 const NO_STORE: &str = "this server has no model store, so it cannot register models: start it with --model-store DIR (env MODEL_STORE) and copy the .mar there";
 
 /// The file `url` names in `store`, resolved (symlinks followed) and checked to be a regular file
-/// inside it.
+/// inside it. What is not there (no store, no such file, an empty name) is a 404, as TorchServe's
+/// `ModelNotFoundException`; a URL, an absolute path, `..` and a symlink out are 400s.
 pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
     let refuse = |why: String| ApiError::BadRequest(format!("cannot register `{url}`: {why}"));
+    let missing = |why: String| ApiError::NotFound(format!("cannot register `{url}`: {why}"));
     if url.trim().is_empty() {
-        return Err(ApiError::BadRequest(
-            "the parameter `url` is missing: name a .mar file in the model store, e.g. `url=mnist.mar`".into(),
+        return Err(ApiError::NotFound(
+            "the parameter `url` is empty: name a .mar file in the model store, e.g. `url=mnist.mar`".into(),
         ));
     }
     if let Some(scheme) = scheme(url) {
@@ -98,13 +111,13 @@ pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
                 .into(),
         ));
     }
-    let store = store.ok_or_else(|| ApiError::BadRequest(NO_STORE.into()))?;
+    let store = store.ok_or_else(|| ApiError::NotFound(NO_STORE.into()))?;
     resolve_inside(store, relative).map_err(|refusal| match refusal {
         Refusal::Directory(err) => ApiError::Internal(format!(
             "the model store {} cannot be read ({err}): check --model-store",
             store.display()
         )),
-        Refusal::Missing => refuse(format!(
+        Refusal::Missing => missing(format!(
             "there is no such file in the model store: {}",
             listing(store)
         )),
@@ -153,8 +166,8 @@ mod tests {
 
     fn message(result: Result<PathBuf, ApiError>) -> String {
         match result {
-            Err(ApiError::BadRequest(message)) => message,
-            other => panic!("expected a 400, got {other:?}"),
+            Err(ApiError::BadRequest(message) | ApiError::NotFound(message)) => message,
+            other => panic!("expected a 400 or a 404, got {other:?}"),
         }
     }
 
@@ -197,6 +210,22 @@ mod tests {
         }
         assert!(message(resolve(store, "missing.mar")).contains("alias.mar, mnist.mar, out.mar"));
         assert!(message(resolve(None, "mnist.mar")).contains("--model-store"));
-        assert!(message(resolve(store, " ")).contains("`url` is missing"));
+        assert!(message(resolve(store, " ")).contains("`url` is empty"));
+        for missing in ["missing.mar", " "] {
+            assert!(
+                matches!(resolve(store, missing), Err(ApiError::NotFound(_))),
+                "{missing}"
+            );
+        }
+        assert!(matches!(
+            resolve(None, "mnist.mar"),
+            Err(ApiError::NotFound(_))
+        ));
+        for way_out in ["out.mar", "../secret.mar"] {
+            assert!(
+                matches!(resolve(store, way_out), Err(ApiError::BadRequest(_))),
+                "{way_out}"
+            );
+        }
     }
 }

@@ -110,3 +110,22 @@ pub struct RequestLimits {
     /// How long an idle keep-alive connection stays open.
     pub keep_alive: Duration,
 }
+
+#[cfg(test)]
+impl RequestLimits {
+    /// Small bounds, for unit tests of what they refuse.
+    pub fn small() -> Self {
+        Self {
+            max_body_bytes: 1024,
+            max_multipart_parts: 4,
+            runners_per_model: 1,
+            decoder_budget_bytes: 1 << 20,
+            job_queue_size: 1,
+            http_workers: None,
+            max_json_depth: 4,
+            max_instances: 4,
+            request_timeout: Duration::from_secs(1),
+            keep_alive: Duration::from_secs(1),
+        }
+    }
+}

@@ -11,7 +11,7 @@ use crate::auth::{self, Api, RequiredToken};
 use crate::catch_panic::catch_panic;
 use crate::errors::ApiError;
 use crate::metrics::{self, Metrics};
-use crate::registry::{LoadedModel, Registry, ServedModel};
+use crate::registry::{LoadedModel, Registration, Registry, ServedModel};
 use crate::work_queue::DecodeBudget;
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
@@ -36,7 +36,18 @@ impl AppState {
 
     /// Serves `loaded` too, at once (a 409 when its name is taken).
     pub fn register(&self, loaded: LoadedModel) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let served = self.registry.add(loaded, &self.metrics)?;
+        self.register_with(loaded, Registration::default())
+    }
+
+    /// [`AppState::register`], keeping what TorchServe's management API said about the model.
+    pub fn register_with(
+        &self,
+        loaded: LoadedModel,
+        registration: Registration,
+    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let served = self
+            .registry
+            .add_registered(loaded, registration, &self.metrics)?;
         self.refresh_openapi();
         Ok(served)
     }
@@ -50,6 +61,17 @@ impl AppState {
         let removed = self.registry.remove(name, version, &self.metrics)?;
         self.refresh_openapi();
         Ok(removed)
+    }
+
+    /// Makes `version` the default version of the model `name` (a 404 when either is not served).
+    pub fn set_default_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
+        let chosen = self.registry.set_default(name, version)?;
+        self.refresh_openapi();
+        Ok(chosen)
     }
 
     fn refresh_openapi(&self) {

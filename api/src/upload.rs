@@ -227,18 +227,7 @@ mod tests {
     use super::*;
 
     fn limits() -> RequestLimits {
-        RequestLimits {
-            max_body_bytes: 1024,
-            max_multipart_parts: 4,
-            runners_per_model: 1,
-            decoder_budget_bytes: 1 << 20,
-            job_queue_size: 1,
-            http_workers: None,
-            max_json_depth: 4,
-            max_instances: 4,
-            request_timeout: Duration::from_secs(1),
-            keep_alive: Duration::from_secs(1),
-        }
+        RequestLimits::small()
     }
 
     #[test]

@@ -15,11 +15,11 @@ use serde_json::json;
 
 use crate::helpers::{
     kserve_error, max_error, max_model, ok_json, sample, service_settings, spawn_managed_app,
-    titanic_dir, torchserve_error, upstream_weights, ServerProcess, TestApp,
+    titanic_dir, torchserve_dir, torchserve_error, upstream_weights, ServerProcess, TestApp,
 };
 
-/// A model store holding the MAX weights as `max.pt` (and Titanic's `.mar`, when the tests have
-/// it), and the settings that register from it.
+/// A model store holding the MAX weights as `max.pt` (and Titanic's and TorchServe's MNIST
+/// `.mar`, when the tests have them), and the settings that register from it.
 fn store_and_settings() -> (tempfile::TempDir, ServiceSettings) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("store");
@@ -27,6 +27,9 @@ fn store_and_settings() -> (tempfile::TempDir, ServiceSettings) {
     std::fs::copy(upstream_weights(), store.join("max.pt")).expect("copy the weights");
     if let Some(titanic) = titanic_dir() {
         std::fs::copy(titanic.join("titanic.mar"), store.join("titanic.mar")).expect("copy");
+    }
+    if let Some(example) = torchserve_dir() {
+        std::fs::copy(example.join("mnist.mar"), store.join("mnist.mar")).expect("copy");
     }
     let mut service = service_settings();
     service.model_store = Some(store);
@@ -190,24 +193,27 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     let app = managed_app(service);
     let (server, connections) = counting_server();
     let absolute = store_dir.join("max.pt");
+    // A file not in the store is TorchServe's 404 (`ModelArchive.downloadModel`); a way out of
+    // the store is a 400 (TorchServe: 404 for `..`, and it fetches URLs and reads absolute paths).
     let refused = [
-        (format!("http://{server}/max.pt"), "`http:` URL"),
-        (format!("https://{server}/max.pt"), "`https:` URL"),
-        (format!("file://{}", absolute.display()), "`file:` URL"),
-        (format!("ftp://{server}/max.pt"), "`ftp:` URL"),
-        (absolute.display().to_string(), "absolute path"),
-        ("../outside.pt".to_owned(), "`..`"),
-        ("link.pt".to_owned(), "symlink that leads out"),
-        ("missing.mar".to_owned(), "no such file"),
-        ("broken.mar".to_owned(), "cannot register `broken.mar`"),
+        (format!("http://{server}/max.pt"), "`http:` URL", 400),
+        (format!("https://{server}/max.pt"), "`https:` URL", 400),
+        (format!("file://{}", absolute.display()), "`file:` URL", 400),
+        (format!("ftp://{server}/max.pt"), "`ftp:` URL", 400),
+        (absolute.display().to_string(), "absolute path", 400),
+        ("../outside.pt".to_owned(), "`..`", 400),
+        ("link.pt".to_owned(), "symlink that leads out", 400),
+        ("missing.mar".to_owned(), "no such file", 404),
+        ("broken.mar".to_owned(), "cannot register `broken.mar`", 400),
     ];
-    for (url, why) in refused {
+    for (url, why, status) in refused {
         let path = format!("/models?url={}&model_name=x", urlencode(&url));
-        let message = torchserve_error(
-            app.manage(Method::POST, &path, None),
-            400,
-            "BadRequestException",
-        );
+        let kind = if status == 404 {
+            "ModelNotFoundException"
+        } else {
+            "BadRequestException"
+        };
+        let message = torchserve_error(app.manage(Method::POST, &path, None), status, kind);
         assert!(message.contains(why), "{url}: {message}");
     }
     assert_eq!(connections.load(Ordering::SeqCst), 0, "no request left");
@@ -217,7 +223,7 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     assert!(torchserve_error(without_url, 400, "BadRequestException").contains("`url`"));
     let typo = app.manage(Method::POST, "/models?url=max.pt&modle_name=x", None);
     assert!(torchserve_error(typo, 400, "BadRequestException").contains("`modle_name`"));
-    for name in ["", "a%2Fb", "..", "x%20y"] {
+    for name in ["a%2Fb", "..", "x%20y"] {
         let path = format!("/models?url=max.pt&model_name={name}");
         let bad_name = app.manage(Method::POST, &path, None);
         assert!(torchserve_error(bad_name, 400, "BadRequestException").contains("model name"));
@@ -225,18 +231,19 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     let bad_number = app.manage(Method::POST, "/models?url=max.pt&initial_workers=-1", None);
     assert!(torchserve_error(bad_number, 400, "BadRequestException").contains("initial_workers"));
 
+    // Another version of `mnist` (the store's weights are 1.0, the one served 1), then the same.
+    status_of(app.manage(Method::POST, "/models?url=max.pt&model_name=mnist", None));
     let taken = app.manage(Method::POST, "/models?url=max.pt&model_name=mnist", None);
     assert!(torchserve_error(taken, 409, "ConflictStatusException").contains("already registered"));
     status_of(app.manage(Method::POST, "/models?url=max.pt", None));
     let twice = app.manage(Method::POST, "/models?url=max.pt", None);
     assert!(torchserve_error(twice, 409, "ConflictStatusException").contains("`max`"));
-    assert_eq!(served_names(&app), ["mnist", "max"]);
+    assert_eq!(served_names(&app), ["max", "mnist"]);
 
     for unknown in [
         (Method::DELETE, "/models/nobody"),
         (Method::GET, "/models/nobody"),
         (Method::PUT, "/models/nobody?min_worker=2"),
-        (Method::DELETE, "/models/max/9.9"),
     ] {
         let message = torchserve_error(
             app.manage(unknown.0.clone(), unknown.1, None),
@@ -273,7 +280,7 @@ fn every_way_out_of_the_store_is_refused_and_nothing_is_fetched() {
     let page = ok_json(app.manage(Method::GET, "/models?limit=1", None));
     assert_eq!(page["nextPageToken"], "1");
     let next = ok_json(app.manage(Method::GET, "/models?limit=1&next_page_token=1", None));
-    assert_eq!(next["models"][0]["modelName"], "max");
+    assert_eq!(next["models"][0]["modelName"], "mnist");
     app.assert_still_serving();
 }
 
@@ -291,10 +298,11 @@ fn urlencode(text: &str) -> String {
 #[test]
 fn without_a_model_store_nothing_can_be_registered() {
     let app = managed_app(service_settings());
+    // TorchServe's `ModelArchive.downloadModel`: "Model store has not been configured.", a 404.
     let message = torchserve_error(
         app.manage(Method::POST, "/models?url=max.pt", None),
-        400,
-        "BadRequestException",
+        404,
+        "ModelNotFoundException",
     );
     assert!(message.contains("--model-store"), "{message}");
 }
@@ -558,4 +566,824 @@ fn a_wrong_token_file_or_an_empty_token_stops_the_start() {
         !output.status.success() && stderr.contains("inference token is empty"),
         "{stderr}"
     );
+}
+
+// TorchServe's management semantics, case by case from its frontend's source
+// (frontend/server/src/main/java/org/pytorch/serve/…).
+
+/// `method path` on the management listener: the status and the JSON body (null when none).
+fn call(app: &TestApp, method: Method, path: &str) -> (u16, serde_json::Value) {
+    let response = app.manage(method, path, None);
+    let status = response.status().as_u16();
+    let text = response.text().expect("a body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// A managed app serving the MAX model as `mnist`, with a store that holds `mnist.mar` and
+/// `titanic.mar` (`None` when the tests lack the examples).
+fn app_with_archives() -> Option<(tempfile::TempDir, TestApp)> {
+    torchserve_dir()?;
+    titanic_dir()?;
+    let (store, service) = store_and_settings();
+    Some((store, managed_app(service)))
+}
+
+fn runners() -> usize {
+    service_settings().limits.runners_per_model
+}
+
+/// util/NettyUtils.getIntParameter (the default on a NumberFormatException) as
+/// RegisterModelRequest(QueryStringDecoder), ManagementRequestHandler.handleListModels and
+/// handleScaleModel call it.
+#[test]
+fn empty_and_malformed_numbers_are_torchserves_defaults() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let batch = service_settings().limits.max_instances;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=titanic.mar&batch_size=dd&max_batch_delay=&initial_workers=x&response_timeout=1.5&startup_timeout=%20",
+    );
+    assert_eq!(status, 200, "{body}");
+    let workers = runners();
+    assert_eq!(
+        body["status"],
+        format!("Model \"titanic\" Version: 1.0 registered with {workers} initial workers")
+    );
+    let described = ok_json(app.manage(Method::GET, "/models/titanic", None));
+    assert_eq!(described[0]["batchSize"], batch);
+    assert_eq!(described[0]["maxBatchDelay"], 0);
+    assert_eq!(described[0]["responseTimeout"], 120);
+    assert_eq!(described[0]["startupTimeout"], 120);
+    assert_eq!(described[0]["minWorkers"], workers);
+
+    for query in [
+        "?limit=&next_page_token=",
+        "?limit=-1",
+        "?limit=abc&next_page_token=x",
+        "?limit",
+    ] {
+        let listed = ok_json(app.manage(Method::GET, &format!("/models{query}"), None));
+        assert_eq!(
+            listed,
+            json!({"models": [{"modelName": "mnist", "modelUrl": "mnist-classifier.pt"},
+                              {"modelName": "titanic", "modelUrl": "titanic.mar"}]}),
+            "{query}"
+        );
+    }
+    // min_worker=x is 1, and max_worker defaults to min_worker.
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/models/titanic?min_worker=x&max_worker=",
+    );
+    assert_eq!(status, 202);
+    let described = ok_json(app.manage(Method::GET, "/models/titanic", None));
+    assert_eq!(
+        (
+            described[0]["minWorkers"].clone(),
+            described[0]["maxWorkers"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    app.assert_still_serving();
+}
+
+/// Boolean.parseBoolean as RegisterModelRequest(QueryStringDecoder) (`synchronous` default "true")
+/// and ManagementRequestHandler.handleScaleModel (default null: false) read it; ApiUtils.
+/// updateModelWorkers answers 202 "Processing worker updates..." when not synchronous.
+#[test]
+fn any_boolean_but_true_is_false() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=titanic.mar&synchronous=Nan",
+    );
+    assert_eq!(
+        (status, body),
+        (202, json!({"status": "Processing worker updates..."}))
+    );
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/models?url=mnist.mar&model_name=digits",
+    );
+    assert_eq!(status, 200, "synchronous is true when not given");
+    for (query, expected) in [
+        ("min_worker=1&synchronous=Nan", 202),
+        ("min_worker=1&synchronous=", 202),
+        ("min_worker=1", 202),
+        ("min_worker=1&synchronous=TRUE", 200),
+        ("min_worker=1&synchronous=true&synchronous=false", 200),
+    ] {
+        let (status, body) = call(&app, Method::PUT, &format!("/models/digits?{query}"));
+        assert_eq!(status, expected, "{query}: {body}");
+    }
+    let (status, _) = call(&app, Method::GET, "/models/digits?customized=yes");
+    assert_eq!(status, 200);
+    app.assert_still_serving();
+}
+
+/// RegisterModelRequest's fields, ApiUtils.registerModel and createModelResponse (describe
+/// reports batchSize, maxBatchDelay, responseTimeout, startupTimeout, minWorkers, maxWorkers,
+/// runtime as the registration set them), handleScaleModel's parameters (docs: `number_gpu`,
+/// `timeout`), handleDescribeModel's `customized`, and ManagementRequestHandler.parseRequest
+/// (a JSON body in place of the query).
+#[test]
+fn every_parameter_torchserve_takes_is_taken_and_described() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=mnist.mar&model_name=digits&batch_size=4&max_batch_delay=250&response_timeout=30&startup_timeout=45&initial_workers=3&runtime=python3&handler=image_classifier&s3_sse_kms=false&synchronous=true",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"],
+        "Model \"digits\" Version: 1.0 registered with 3 initial workers"
+    );
+    let described = ok_json(app.manage(Method::GET, "/models/digits?customized=true", None));
+    let model = &described[0];
+    for (field, value) in [
+        ("batchSize", json!(4)),
+        ("maxBatchDelay", json!(250)),
+        ("responseTimeout", json!(30)),
+        ("startupTimeout", json!(45)),
+        ("minWorkers", json!(3)),
+        ("maxWorkers", json!(3)),
+        ("runtime", json!("python3")),
+        ("modelUrl", json!("mnist.mar")),
+        ("architecture", json!("Net")),
+    ] {
+        assert_eq!(model[field], value, "{field}: {model}");
+    }
+
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/models/digits?min_worker=2&max_worker=5&number_gpu=1&timeout=10&synchronous=true",
+    );
+    assert_eq!(status, 200);
+    let described = ok_json(app.manage(Method::GET, "/models/digits/1.0", None));
+    assert_eq!(described[0]["minWorkers"], 2);
+    assert_eq!(described[0]["maxWorkers"], 5);
+    assert_eq!(described[0]["batchSize"], 4, "scaling keeps the rest");
+
+    let base = app.management.as_deref().expect("managed");
+    for (body, says) in [
+        ("", "not the JSON"),
+        ("not json", "not the JSON"),
+        (r#"["titanic.mar"]"#, "not the JSON"),
+        (r#"{"url": ["titanic.mar"]}"#, "`url` is a JSON array"),
+        (
+            r#"{"url": "titanic.mar", "modle_name": "x"}"#,
+            "`modle_name`",
+        ),
+    ] {
+        let refused = app
+            .client
+            .post(format!("{base}/models"))
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .expect("POST JSON");
+        let message = torchserve_error(refused, 400, "BadRequestException");
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let registered = app
+        .client
+        .post(format!("{base}/models?url=ignored.mar"))
+        .json(
+            &json!({"url": "titanic.mar", "batch_size": 8, "initial_workers": 1,
+                      "synchronous": true, "runtime": "python"}),
+        )
+        .send()
+        .expect("POST JSON");
+    assert_eq!(registered.status(), 200);
+    let described = ok_json(app.manage(Method::GET, "/models/titanic", None));
+    assert_eq!(described[0]["batchSize"], 8);
+    assert_eq!(described[0]["runtime"], "python");
+
+    let (status, body) = call(
+        &app,
+        Method::DELETE,
+        "/models/digits?synchronous=true&timeout=5",
+    );
+    assert_eq!(
+        (status, body),
+        (200, json!({"status": "Model \"digits\" unregistered"}))
+    );
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=mnist.mar&model_name=zero&initial_workers=0",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["status"],
+        "Model \"zero\" Version: 1.0 registered with 0 initial workers. Use scale workers API to add workers for the model."
+    );
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/zero", None))[0]["minWorkers"],
+        0
+    );
+    // An empty model_name is the archive's own (ModelManager.createModelArchive).
+    call(&app, Method::DELETE, "/models/titanic");
+    let (status, body) = call(&app, Method::POST, "/models?url=titanic.mar&model_name=");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served_names(&app), ["mnist", "titanic", "zero"]);
+    app.assert_still_serving();
+}
+
+/// ApiUtils.getModelList: names sorted, `limit` outside 0..=100 is 100, a negative token 0, and
+/// a `nextPageToken` whenever a page ends at or before the end of the list.
+#[test]
+fn models_are_listed_and_paged_as_get_model_list_pages_them() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    for path in [
+        "/models?url=titanic.mar",
+        "/models?url=max.pt&model_name=lenet",
+    ] {
+        assert_eq!(call(&app, Method::POST, path).0, 200);
+    }
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .map(|model| model["modelName"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    for (query, expected, token) in [
+        ("limit=1", vec!["lenet"], Some("1")),
+        ("limit=1&next_page_token=1", vec!["mnist"], Some("2")),
+        ("limit=1&next_page_token=2", vec!["titanic"], Some("3")),
+        ("limit=1&next_page_token=3", vec![], None),
+        ("limit=2&next_page_token=2", vec!["titanic"], None),
+        ("limit=0", vec![], Some("0")),
+        ("limit=-1", vec!["lenet", "mnist", "titanic"], None),
+        ("limit=101", vec!["lenet", "mnist", "titanic"], None),
+        (
+            "limit=2&next_page_token=-5",
+            vec!["lenet", "mnist"],
+            Some("2"),
+        ),
+        ("next_page_token=99", vec![], None),
+    ] {
+        let page = ok_json(app.manage(Method::GET, &format!("/models?{query}"), None));
+        assert_eq!(names(&page), expected, "{query}");
+        assert_eq!(page["nextPageToken"].as_str(), token, "{query}");
+    }
+}
+
+/// What TorchServe refuses, with its status and exception type: Manifest.RuntimeType.fromValue
+/// via ApiUtils.registerModel (400), ApiUtils.updateModelWorkers ("max_worker cannot be less
+/// than min_worker.", 400, checked before the model is looked up), ModelManager.getModel and
+/// ModelVersionedRefs.setDefaultVersion / removeVersionModel (404
+/// ModelVersionNotFoundException), ModelVersionedRefs.addVersionModel (409
+/// ConflictStatusException), ApiUtils.registerModel ("Parameter url is required.", 400).
+#[test]
+fn torchserves_refusals_keep_its_status_and_type() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    for runtime in ["python4", "PYTHON", ""] {
+        let path = format!("/models?url=titanic.mar&runtime={runtime}");
+        let message = torchserve_error(
+            app.manage(Method::POST, &path, None),
+            400,
+            "BadRequestException",
+        );
+        assert!(message.contains("Invalid RuntimeType value"), "{message}");
+    }
+    assert_eq!(served_names(&app), ["mnist"], "nothing was registered");
+    for runtime in ["python", "python3", "LSP"] {
+        let path = format!("/models?url=titanic.mar&runtime={runtime}");
+        assert_eq!(call(&app, Method::POST, &path).0, 200, "{runtime}");
+        assert_eq!(call(&app, Method::DELETE, "/models/titanic").0, 200);
+    }
+    assert_eq!(call(&app, Method::POST, "/models?url=titanic.mar").0, 200);
+
+    for path in [
+        "/models/titanic?min_worker=3&max_worker=2",
+        "/models/nobody?min_worker=3&max_worker=2",
+    ] {
+        let message = torchserve_error(
+            app.manage(Method::PUT, path, None),
+            400,
+            "BadRequestException",
+        );
+        assert!(
+            message.contains("max_worker cannot be less than min_worker"),
+            "{message}"
+        );
+    }
+    for (method, path) in [
+        (Method::GET, "/models/titanic/9.9"),
+        (Method::PUT, "/models/titanic/9.9?min_worker=1"),
+        (
+            Method::PUT,
+            "/models/titanic?min_worker=1&model_version=9.9",
+        ),
+        (Method::DELETE, "/models/titanic/9.9"),
+        (Method::PUT, "/models/titanic/9.9/set-default"),
+    ] {
+        let message = torchserve_error(
+            app.manage(method.clone(), path, None),
+            404,
+            "ModelVersionNotFoundException",
+        );
+        assert!(message.contains("`9.9`"), "{method} {path}: {message}");
+    }
+    for (method, path) in [
+        (Method::GET, "/models/nobody"),
+        (Method::GET, "/models/nobody/all"),
+        (Method::DELETE, "/models/nobody/1.0"),
+        (Method::PUT, "/models/nobody/1.0/set-default"),
+    ] {
+        torchserve_error(
+            app.manage(method, path, None),
+            404,
+            "ModelNotFoundException",
+        );
+    }
+    let (status, body) = call(&app, Method::PUT, "/models/titanic/1.0/set-default");
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"status": "Default version successfully updated for model \"titanic\" to \"1.0\""})
+        )
+    );
+    let twice = app.manage(Method::POST, "/models?url=titanic.mar", None);
+    torchserve_error(twice, 409, "ConflictStatusException");
+    let message = torchserve_error(
+        app.manage(Method::POST, "/models?model_name=x", None),
+        400,
+        "BadRequestException",
+    );
+    assert!(message.contains("Parameter `url` is required"), "{message}");
+    assert_eq!(served_names(&app), ["mnist", "titanic"]);
+    app.assert_still_serving();
+}
+
+/// HttpRequestHandler.channelRead0 splits the decoded path with Java's `String.split("/")`, which
+/// drops trailing empty segments and keeps inner ones; ManagementRequestHandler.handleRequest
+/// then routes by segment count.
+#[test]
+fn trailing_slashes_and_empty_segments_as_javas_split_leaves_them() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    assert_eq!(call(&app, Method::POST, "/models/?url=titanic.mar").0, 200);
+    let version = ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["modelVersion"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/", None))["models"][1]["modelName"],
+        "titanic"
+    );
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/titanic/", None))[0]["modelName"],
+        "titanic"
+    );
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/titanic/1.0//", None))[0]["modelVersion"],
+        "1.0"
+    );
+    assert_eq!(
+        call(&app, Method::PUT, "/models/titanic/?min_worker=1").0,
+        202
+    );
+    assert_eq!(
+        call(
+            &app,
+            Method::PUT,
+            &format!("/models/mnist/{version}/set-default/")
+        )
+        .0,
+        200
+    );
+    let (status, body) = call(&app, Method::DELETE, "/models/titanic/?synchronous=true");
+    assert_eq!(
+        (status, body),
+        (200, json!({"status": "Model \"titanic\" unregistered"}))
+    );
+    // `/models//1.0` names the model "" (version 1.0); `//models` is not /models.
+    let message = torchserve_error(
+        app.manage(Method::GET, "/models//1.0", None),
+        404,
+        "ModelNotFoundException",
+    );
+    assert!(message.contains("``"), "{message}");
+    torchserve_error(
+        app.manage(Method::GET, "//models", None),
+        404,
+        "ResourceNotFoundException",
+    );
+    assert_eq!(served_names(&app), ["mnist"]);
+}
+
+/// InvalidRequestHandler.handleRequest (ResourceNotFoundException) and ManagementRequestHandler's
+/// MethodNotAllowedException: every 404 and 405 of the management listener has TorchServe's
+/// body, the routes of actix's own (the repository extension) included.
+#[test]
+fn every_404_and_405_of_the_management_listener_has_torchserves_body() {
+    let (_store, service) = store_and_settings();
+    let app = managed_app(service);
+    for path in [
+        "/",
+        "/nothing",
+        "/models/mnist/1/2/3/4",
+        "/v2/models/mnist",
+        "/ping",
+    ] {
+        let message = torchserve_error(
+            app.manage(Method::GET, path, None),
+            404,
+            "ResourceNotFoundException",
+        );
+        assert!(message.contains("/models"), "{path}: {message}");
+    }
+    for (method, path, allow) in [
+        (Method::PATCH, "/models", "GET, POST"),
+        (Method::DELETE, "/models", "GET, POST"),
+        (Method::POST, "/models/mnist", "GET, PUT, DELETE"),
+        (Method::GET, "/models/mnist/1/set-default", "PUT"),
+        (Method::DELETE, "/models/mnist/1/set-default", "PUT"),
+        (Method::POST, "/v1/models/mnist", "GET"),
+        (Method::GET, "/v2/repository/index", "POST"),
+        (Method::POST, "/v2/models/mnist/ready", "GET"),
+    ] {
+        let response = app.manage(method.clone(), path, None);
+        let allowed = response
+            .headers()
+            .get("allow")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let message = torchserve_error(response, 405, "MethodNotAllowedException");
+        assert!(message.contains(allow), "{method} {path}: {message}");
+        assert_eq!(allowed.as_deref(), Some(allow), "{method} {path}");
+    }
+    assert_eq!(served_names(&app), ["mnist"]);
+    app.assert_still_serving();
+}
+
+/// ManagementRequestHandler.isKFV1ManagementReq / handleKF1ModelReady: KServe's health check
+/// `GET /v1/models/{m}` on the management port (the KServe MNIST guide sends it there), and KServe
+/// v2's `/v2/models/{m}/ready` next to it.
+#[test]
+fn kserves_health_routes_answer_on_the_management_listener() {
+    let (_store, service) = store_and_settings();
+    let app = managed_app(service);
+    for path in [
+        "/v1/models/mnist",
+        "/v1/models/mnist/",
+        "/v1/models/mnist:predict",
+    ] {
+        assert_eq!(
+            ok_json(app.manage(Method::GET, path, None)),
+            json!({"name": "mnist", "ready": true}),
+            "{path}"
+        );
+    }
+    let version = ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["modelVersion"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    for path in [
+        "/v2/models/mnist/ready".to_owned(),
+        format!("/v2/models/mnist/versions/{version}/ready"),
+    ] {
+        assert_eq!(
+            ok_json(app.manage(Method::GET, &path, None))["ready"],
+            true,
+            "{path}"
+        );
+    }
+    // TorchServe's handleKF1ModelReady: ModelNotFoundException, in the listener's shape.
+    for path in ["/v1/models/nobody", "/v2/models/nobody/ready"] {
+        let message = torchserve_error(
+            app.manage(Method::GET, path, None),
+            404,
+            "ModelNotFoundException",
+        );
+        assert!(message.contains("`nobody`"), "{path}: {message}");
+    }
+}
+
+/// Deliberately safer than TorchServe: a negative worker count, size or timeout is a 400 (TorchServe
+/// takes it, and `ModelManager.updateModel` fails with a 500 or the worker misbehaves later).
+#[test]
+fn negative_counts_sizes_and_timeouts_are_refused() {
+    let (_store, service) = store_and_settings();
+    let app = managed_app(service);
+    for (method, path, names) in [
+        (Method::PUT, "/models/mnist?min_worker=-1", "min_worker"),
+        (
+            Method::PUT,
+            "/models/mnist?min_worker=1&max_worker=-3",
+            "max_worker",
+        ),
+        (
+            Method::POST,
+            "/models?url=max.pt&initial_workers=-2",
+            "initial_workers",
+        ),
+        (
+            Method::POST,
+            "/models?url=max.pt&batch_size=0",
+            "batch_size",
+        ),
+        (
+            Method::POST,
+            "/models?url=max.pt&max_batch_delay=-5",
+            "max_batch_delay",
+        ),
+        (
+            Method::POST,
+            "/models?url=max.pt&response_timeout=-2",
+            "response_timeout",
+        ),
+    ] {
+        let message = torchserve_error(app.manage(method, path, None), 400, "BadRequestException");
+        assert!(message.contains(names), "{path}: {message}");
+    }
+    // TorchServe's own "not given" values are the defaults.
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=max.pt&batch_size=-1&max_batch_delay=-100&response_timeout=-1&startup_timeout=-1",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(served_names(&app), ["max", "mnist"]);
+    app.assert_still_serving();
+}
+
+/// Each value set aside is logged once, naming it (the binary's log).
+#[test]
+fn each_ignored_value_is_logged_naming_it() {
+    let store = tempfile::tempdir().expect("temp dir");
+    std::fs::copy(upstream_weights(), store.path().join("max.pt")).expect("copy");
+    let server = ServerProcess::serve(
+        &[
+            "--weights",
+            upstream_weights().to_str().expect("UTF-8"),
+            "--management-port",
+            "0",
+        ],
+        &[("MODEL_STORE", store.path().to_str().expect("UTF-8"))],
+    );
+    let management = server
+        .management_url()
+        .expect("the management API is logged");
+    let client = reqwest::blocking::Client::new();
+    let registered = client
+        .post(format!(
+            "{management}/models?url=max.pt&batch_size=dd&synchronous=Nan"
+        ))
+        .send()
+        .expect("POST");
+    assert_eq!(registered.status(), 202);
+    let listed = client
+        .get(format!("{management}/models?limit=x&limit=5"))
+        .send()
+        .expect("GET");
+    assert_eq!(listed.status(), 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let log = server.log();
+    for line in [
+        "`batch_size=dd` is not a whole number: it is ignored and the default used",
+        "`synchronous=Nan` is not true or false: it is read as false",
+        "`limit` is given 2 times: the first, `x`, is used",
+        "`limit=x` is not a whole number: it is ignored and the default used",
+    ] {
+        assert_eq!(log.matches(line).count(), 1, "{line}\n{log}");
+    }
+}
+
+/// Forty mixed calls, valid and malformed, as a TorchServe user's script sends them. Each status
+/// is TorchServe's for the call (ManagementRequestHandler, ApiUtils, ModelManager, NettyUtils as
+/// the tests above cite them), except where marked: there this server is deliberately safer or
+/// more exact, and the model list is the same either way. TorchServe leaves `digits` and
+/// `titanic`: registered `digits` (1), `titanic` (9), `lenet` (18); unregistered `titanic` (11,
+/// then registered again at 13), `lenet` (20), `digits` (25, registered again at 27) and the
+/// start-up `mnist` (36).
+#[test]
+fn a_script_of_forty_calls_leaves_the_models_torchserve_would() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let script: [(Method, &str, u16); 40] = [
+        (
+            Method::POST,
+            "/models?url=mnist.mar&model_name=digits&batch_size=dd",
+            200,
+        ),
+        (Method::POST, "/models?url=mnist.mar&model_name=digits", 409),
+        (Method::GET, "/models/digits", 200),
+        (Method::PUT, "/models/digits?min_worker=2&max_worker=1", 400),
+        (
+            Method::PUT,
+            "/models/digits?min_worker=1&synchronous=Nan",
+            202,
+        ),
+        (Method::PUT, "/models/digits/1.0/set-default", 200),
+        (Method::PUT, "/models/digits/2.0/set-default", 404),
+        (Method::POST, "/models?url=titanic.mar&runtime=python4", 400),
+        (
+            Method::POST,
+            "/models?url=titanic.mar&initial_workers=2&synchronous=false&batch_size=",
+            202,
+        ),
+        (Method::GET, "/models?limit=&next_page_token=", 200),
+        (Method::DELETE, "/models/titanic/?synchronous=true", 200),
+        (Method::DELETE, "/models/titanic", 404),
+        (
+            Method::POST,
+            "/models?url=titanic.mar&model_name=&response_timeout=x",
+            200,
+        ),
+        (Method::GET, "/models/titanic/1.0?customized=true", 200),
+        (Method::GET, "/models/titanic/9.9", 404),
+        (Method::PUT, "/models/titanic?number_gpu=1", 202),
+        // TorchServe tries the URL, finds nothing there and answers 400; nothing is fetched here.
+        (Method::POST, "/models?url=http://127.0.0.1:9/x.mar", 400),
+        (
+            Method::POST,
+            "/models?url=mnist.mar&model_name=lenet&initial_workers=0",
+            200,
+        ),
+        // TorchServe: 500 from its worker manager; here a 400.
+        (Method::PUT, "/models/lenet?min_worker=-1", 400),
+        (Method::DELETE, "/models/lenet/1.0", 200),
+        (Method::GET, "/models/lenet", 404),
+        (
+            Method::PUT,
+            "/models/mnist?min_worker=3&synchronous=true",
+            200,
+        ),
+        (Method::POST, "/models?model_name=x", 400),
+        // TorchServe: 404 ModelNotFoundException; a way out of the store is a 400 here.
+        (Method::POST, "/models?url=../mnist.mar", 400),
+        (Method::DELETE, "/models/digits/", 200),
+        (Method::PUT, "/models/digits/1.0/set-default", 404),
+        (
+            Method::POST,
+            "/models?url=mnist.mar&model_name=digits&max_batch_delay=50",
+            200,
+        ),
+        (Method::GET, "/models/digits/all", 200),
+        (Method::PATCH, "/models/digits", 405),
+        (
+            Method::PUT,
+            "/models/titanic/1.0?min_worker=2&max_worker=4&synchronous=true",
+            200,
+        ),
+        (Method::GET, "/models/titanic/1.0/", 200),
+        (Method::DELETE, "/models/titanic/2.0", 404),
+        (Method::DELETE, "//models/titanic", 404),
+        (Method::GET, "/models?limit=-1", 200),
+        (Method::POST, "/models?url=titanic.mar", 409),
+        (Method::DELETE, "/models/mnist?timeout=0", 200),
+        (Method::PUT, "/models/mnist", 404),
+        (Method::POST, "/models?url=missing.mar", 404),
+        (Method::GET, "/models/digits?customized=TRUE", 200),
+        (Method::GET, "/models?limit=1&next_page_token=1", 200),
+    ];
+    for (step, (method, path, expected)) in script.into_iter().enumerate() {
+        let (status, body) = call(&app, method.clone(), path);
+        assert_eq!(
+            status,
+            expected,
+            "step {}: {method} {path}: {body}",
+            step + 1
+        );
+        if status >= 400 {
+            assert_eq!(body["code"], expected, "step {}: {body}", step + 1);
+            assert!(body["type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("Exception")));
+        }
+    }
+    assert_eq!(served_names(&app), ["digits", "titanic"]);
+    let digits = ok_json(app.manage(Method::GET, "/models/digits", None));
+    assert_eq!(digits[0]["maxBatchDelay"], 50);
+    let titanic = ok_json(app.manage(Method::GET, "/models/titanic", None));
+    assert_eq!(
+        (
+            titanic[0]["minWorkers"].clone(),
+            titanic[0]["maxWorkers"].clone()
+        ),
+        (json!(2), json!(4))
+    );
+    let seven = app.torchserve_predict("digits", sample(7));
+    assert_eq!(seven.status(), 200);
+    assert_eq!(seven.text().expect("text"), "7");
+    app.assert_still_serving();
+}
+
+/// ModelVersionedRefs (addVersionModel keeps the first version the default, setDefaultVersion,
+/// removeVersionModel refuses the default while others are served: ApiUtils.unregisterModel's
+/// 403 InvalidModelVersionException) and ApiUtils.getModelDescription (`all`: every version).
+#[test]
+fn versions_of_one_name_are_served_side_by_side_as_torchserve_serves_them() {
+    let Some((_store, app)) = app_with_archives() else {
+        return;
+    };
+    let first = ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["modelVersion"]
+        .as_str()
+        .expect("a version")
+        .to_owned();
+    assert_ne!(first, "1.0");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/models?url=mnist.mar&model_name=mnist&initial_workers=1",
+    );
+    assert_eq!(
+        (status, body),
+        (
+            200,
+            json!({"status": "Model \"mnist\" Version: 1.0 registered with 1 initial workers"})
+        )
+    );
+    let listed = ok_json(app.manage(Method::GET, "/models", None));
+    assert_eq!(
+        listed,
+        json!({"models": [{"modelName": "mnist", "modelUrl": "mnist-classifier.pt"}]})
+    );
+    let all = ok_json(app.manage(Method::GET, "/models/mnist/all", None));
+    let described: Vec<(String, String)> = all
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|model| {
+            (
+                model["modelVersion"].as_str().expect("version").to_owned(),
+                model["architecture"].as_str().expect("network").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (first.clone(), "MyConvNet".to_owned()),
+            ("1.0".to_owned(), "Net".to_owned())
+        ]
+    );
+    assert_eq!(
+        ok_json(app.get("/v2/models/mnist"))["versions"],
+        json!([first])
+    );
+    assert_eq!(
+        ok_json(app.get("/v2/models/mnist/versions/1.0/ready"))["ready"],
+        true
+    );
+    let seven = app
+        .client
+        .put(app.url("/predictions/mnist/1.0"))
+        .body(sample(7))
+        .send()
+        .expect("PUT");
+    assert_eq!(seven.text().expect("text"), "7");
+
+    let message = torchserve_error(
+        app.manage(Method::DELETE, "/models/mnist", None),
+        403,
+        "InvalidModelVersionException",
+    );
+    assert!(message.contains("set-default"), "{message}");
+    let (status, _) = call(&app, Method::PUT, "/models/mnist/1.0/set-default");
+    assert_eq!(status, 200);
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/mnist", None))[0]["architecture"],
+        "Net"
+    );
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models", None))["models"][0]["modelUrl"],
+        "mnist.mar"
+    );
+    let (status, _) = call(&app, Method::DELETE, &format!("/models/mnist/{first}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        ok_json(app.manage(Method::GET, "/models/mnist/all", None))
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let again = app.manage(Method::POST, "/models?url=mnist.mar&model_name=mnist", None);
+    torchserve_error(again, 409, "ConflictStatusException");
+    app.assert_still_serving();
 }

@@ -158,8 +158,9 @@ fn each_model_answers_with_its_own_outputs_on_every_protocol() {
 
     assert_eq!(
         ok_json(app.get("/models")),
-        json!({"models": [{"modelName": "mnist", "modelUrl": "mnist.mar"},
-                          {"modelName": "max", "modelUrl": "mnist-classifier.pt"}]})
+        json!({"models": [{"modelName": "max", "modelUrl": "mnist-classifier.pt"},
+                          {"modelName": "mnist", "modelUrl": "mnist.mar"}]}),
+        "sorted by name, as TorchServe's ApiUtils.getModelList lists them"
     );
     assert_eq!(
         ok_json(app.get("/v1/models")),
@@ -206,12 +207,14 @@ fn get(server: &ServerProcess, path: &str) -> Value {
     response.json().expect("JSON")
 }
 
+/// The models served, in the order they were named (KServe v1's list keeps it; TorchServe's
+/// sorts by name).
 fn model_names(server: &ServerProcess) -> Vec<String> {
-    get(server, "/models")["models"]
+    get(server, "/v1/models")["models"]
         .as_array()
         .expect("models")
         .iter()
-        .map(|m| m["modelName"].as_str().expect("a name").to_owned())
+        .map(|name| name.as_str().expect("a name").to_owned())
         .collect()
 }
 

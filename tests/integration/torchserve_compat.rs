@@ -558,3 +558,47 @@ fn sigint_drains_requests_in_flight() {
     };
     assert!(status.success(), "{status:?}\n{}", server.log());
 }
+
+/// `enable_model_api=false`: TorchServe's management API then refuses registering and
+/// unregistering with a 405 `MethodNotAllowedException` (`ManagementRequestHandler.handleRequest`),
+/// while listing, describing and scaling still answer.
+#[test]
+fn enable_model_api_false_refuses_registration_with_a_405() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("config.properties"),
+        "inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.2:0\nmetrics_address=http://127.0.0.3:0\nenable_model_api=false\n",
+    )
+    .expect("write");
+    let server = ServerProcess::run(
+        dir.path(),
+        &[
+            "torchserve",
+            "--foreground",
+            "--ts-config",
+            "config.properties",
+            "--model-store",
+            ".",
+        ],
+        &[("TMPDIR", dir.path().to_str().expect("UTF-8"))],
+    );
+    let management = server.management_url().expect("management");
+    let http = client();
+    let refused = http
+        .post(format!("{management}/models?url=mnist.mar"))
+        .send()
+        .expect("register");
+    assert_eq!(refused.status(), 405);
+    let body: Value = refused.json().expect("JSON");
+    assert_eq!(body["type"], "MethodNotAllowedException", "{body}");
+    let deleted = http
+        .delete(format!("{management}/models/mnist"))
+        .send()
+        .expect("unregister");
+    assert_eq!(deleted.status(), 405);
+    let listed = http
+        .get(format!("{management}/models"))
+        .send()
+        .expect("list");
+    assert_eq!(listed.status(), 200);
+}

@@ -2,20 +2,28 @@
 //! the inference listener), and, on the management listener only, register from the model store,
 //! unregister, scale, set the default version. Registering and unregistering take effect at
 //! once; requests in flight finish on the model they started with.
+//!
+//! Parameters are read as TorchServe reads them (see [`parameters`]), and each case answered with
+//! the status its `ManagementRequestHandler` and `ApiUtils` give, except where this server is
+//! deliberately safer: a `url` is never fetched, and a negative count, size or timeout is a 400
+//! where TorchServe would take it and fail later.
 
-use std::collections::HashMap;
+mod parameters;
+mod paths;
+mod refusal;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{middleware, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
-use crate::registry::{Resolved, ServedModel};
-use crate::upload::parse_number;
+use crate::registry::{Registration, Resolved, ServedModel};
+use crate::upload::read_body;
 use crate::AppState;
-
-type Model = Resolved<TorchServeError>;
+use parameters::Parameters;
+use refusal::{version_not_found, Refusal};
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -29,31 +37,48 @@ pub struct ModelEntry {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelList {
-    /// Present when more models follow: pass it as `next_page_token`.
+    /// Where the next page starts, present when this one ends at or before the end of the list
+    /// (as TorchServe gives it): pass it as `next_page_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
     models: Vec<ModelEntry>,
 }
 
-/// TorchServe's `GET /models`: the models served, `limit` (default 100) at a time from
+/// TorchServe's `GET /models`: the models served, by name, `limit` (default 100) at a time from
 /// `next_page_token`.
 #[utoipa::path(get, path = "/models", tag = "TorchServe",
     params(
-        ("limit" = Option<usize>, Query, description = "Most models to list (default 100)"),
+        ("limit" = Option<usize>, Query, description = "Most models to list (default and most: 100)"),
         ("next_page_token" = Option<usize>, Query, description = "Where the previous page ended"),
     ),
     responses((status = 200, body = ModelList), (status = 400, body = TorchServeErrorBody)))]
 pub async fn models(
     request: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, TorchServeError> {
-    let query = Query::parse(&request, &["limit", "next_page_token"])?;
-    let limit = query.number("limit")?.unwrap_or(100).max(1);
-    let start = query.number("next_page_token")?.unwrap_or(0);
-    let all = state.registry.all();
-    let end = start.saturating_add(limit).min(all.len());
+) -> Result<HttpResponse, Refusal> {
+    list(&state, request.query_string())
+}
+
+/// As TorchServe's `ApiUtils.getModelList`: names sorted; a `limit` beyond 0..=100 is 100, a
+/// negative token 0; a next token whenever the page reaches the end of the list or stops short
+/// of it.
+fn list(state: &AppState, query: &str) -> Result<HttpResponse, Refusal> {
+    let parameters = Parameters::from_query(query, &["limit", "next_page_token"])?;
+    let limit = match parameters.int("limit", 100) {
+        limit @ 0..=100 => limit as usize,
+        _ => 100,
+    };
+    let start = parameters.int("next_page_token", 0).max(0) as usize;
+    let mut all: Vec<_> = state.registry.all().iter().cloned().collect();
+    all.sort_by(|a, b| a.info().name.cmp(&b.info().name));
+    let last = start.saturating_add(limit);
+    let (end, next_page_token) = if last > all.len() {
+        (all.len(), None)
+    } else {
+        (last, Some(last.to_string()))
+    };
     Ok(HttpResponse::Ok().json(ModelList {
-        next_page_token: (end < all.len()).then(|| end.to_string()),
+        next_page_token,
         models: all
             .get(start..end)
             .unwrap_or_default()
@@ -77,18 +102,25 @@ pub struct ModelDescription {
     model_url: String,
     #[schema(example = "max-mnist")]
     engine: &'static str,
+    /// The `runtime` the registration named (`python`, `python3`, `LSP`), else `rust`.
     #[schema(example = "rust")]
-    runtime: &'static str,
+    runtime: String,
     /// The network, recognised from the state dict.
     #[schema(example = "Net")]
     architecture: &'static str,
-    /// The runners of the model's expensive work (setting limits.max_concurrent_decodes).
+    /// As registered or scaled; else the runners of the model's expensive work (setting
+    /// limits.runners_per_model).
     min_workers: usize,
     max_workers: usize,
-    /// Most instances one request may classify in one forward pass (limits.max_instances).
+    /// As registered; else the most instances one request may classify in one forward pass
+    /// (limits.max_instances).
     batch_size: usize,
-    /// Requests are never held back to be batched with others.
+    /// As registered (milliseconds); else 0: requests are never held back to be batched.
     max_batch_delay: u64,
+    /// As registered (seconds); else TorchServe's default, 120.
+    response_timeout: u64,
+    /// As registered (seconds); else TorchServe's default, 120.
+    startup_timeout: u64,
     loaded_at_startup: bool,
     workers: Vec<Worker>,
     job_queue_status: JobQueueStatus,
@@ -113,20 +145,28 @@ pub struct JobQueueStatus {
     pending_requests: usize,
 }
 
-fn describe(served: &ServedModel, state: &AppState) -> ModelDescription {
+/// TorchServe's `default_response_timeout` and `default_startup_timeout`, in seconds.
+const DEFAULT_TIMEOUT: u64 = 120;
+
+fn description(served: &ServedModel, state: &AppState) -> ModelDescription {
     let info = served.info();
     let runners = state.registry.runners();
+    let registration = served.registration();
     ModelDescription {
         model_name: info.name.clone(),
         model_version: info.version.clone(),
         model_url: served.url.clone(),
         engine: "max-mnist",
-        runtime: "rust",
+        runtime: registration.runtime.unwrap_or_else(|| "rust".into()),
         architecture: info.architecture.name(),
-        min_workers: runners,
-        max_workers: runners,
-        batch_size: state.settings.limits.max_instances,
-        max_batch_delay: 0,
+        min_workers: registration.min_workers.unwrap_or(runners),
+        max_workers: registration.max_workers.unwrap_or(runners),
+        batch_size: registration
+            .batch_size
+            .unwrap_or(state.settings.limits.max_instances),
+        max_batch_delay: registration.max_batch_delay.unwrap_or(0),
+        response_timeout: registration.response_timeout.unwrap_or(DEFAULT_TIMEOUT),
+        startup_timeout: registration.startup_timeout.unwrap_or(DEFAULT_TIMEOUT),
         loaded_at_startup: served.loaded_at_startup,
         workers: (0..runners)
             .map(|runner| Worker {
@@ -142,8 +182,37 @@ fn describe(served: &ServedModel, state: &AppState) -> ModelDescription {
     }
 }
 
-/// TorchServe's `GET /models/{model}[/{version}]`: a model described, as a one-element list
-/// (also `/models/{model}/all`, every version: each model has one here).
+/// The model `name` (of `version`, when given), or a 404 typed as TorchServe types it:
+/// `ModelVersionNotFoundException` when only the version is unknown.
+fn find(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<std::sync::Arc<ServedModel>, Refusal> {
+    state
+        .registry
+        .resolve(name, version)
+        .map_err(|error| typed_404(state, name, version, error))
+}
+
+fn typed_404(state: &AppState, name: &str, version: Option<&str>, error: ApiError) -> Refusal {
+    match (error, version) {
+        (ApiError::NotFound(message), Some(_)) if state.registry.resolve(name, None).is_ok() => {
+            version_not_found(message)
+        }
+        // TorchServe's `ApiUtils.unregisterModel`: a default version with others beside it.
+        (ApiError::Forbidden(message), _) => Refusal::Typed {
+            status: StatusCode::FORBIDDEN,
+            kind: "InvalidModelVersionException",
+            message,
+            allow: None,
+        },
+        (error, _) => error.into(),
+    }
+}
+
+/// TorchServe's `GET /models/{model}[/{version}]`: a model described (its default version, or
+/// the one named), as a one-element list; `/models/{model}/all`: every version.
 #[utoipa::path(
     get,
     path = "/models/{model}",
@@ -154,8 +223,41 @@ fn describe(served: &ServedModel, state: &AppState) -> ModelDescription {
         (status = 404, description = "A model not served", body = TorchServeErrorBody),
     )
 )]
-pub async fn describe_model(model: Model, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json([describe(&model, &state)])
+pub async fn describe_model(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Refusal> {
+    let info = request.match_info();
+    let name = info.get("model").unwrap_or_default();
+    describe(&state, name, info.get("version"), request.query_string())
+}
+
+/// As TorchServe's `handleDescribeModel`: `customized=true` asks the model's handler for its own
+/// metadata, which TorchServe's standard handlers do not give, nor do the models served here.
+fn describe(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    query: &str,
+) -> Result<HttpResponse, Refusal> {
+    let parameters = Parameters::from_query(query, &["customized"])?;
+    let described: Vec<_> = if version == Some("all") {
+        let versions = state.registry.versions(name);
+        if versions.is_empty() {
+            find(state, name, None)?;
+        }
+        versions
+    } else {
+        vec![find(state, name, version)?]
+    };
+    if parameters.flag("customized", false) {
+        log::info!("describing `{name}` with customized=true: its handler adds no metadata here");
+    }
+    let described: Vec<_> = described
+        .iter()
+        .map(|served| description(served, state))
+        .collect();
+    Ok(HttpResponse::Ok().json(described))
 }
 
 #[derive(Serialize)]
@@ -164,12 +266,11 @@ struct Status {
 }
 
 /// TorchServe's `{"status": "…"}` answer.
-fn status(status: String) -> HttpResponse {
-    HttpResponse::Ok().json(Status { status })
+fn status(code: StatusCode, status: String) -> HttpResponse {
+    HttpResponse::build(code).json(Status { status })
 }
 
-/// TorchServe's registration parameters: all but `url` and `model_name` configure its Python
-/// workers, and are checked, then ignored.
+/// TorchServe's registration parameters (`RegisterModelRequest`).
 const REGISTER_PARAMETERS: &[&str] = &[
     "url",
     "model_name",
@@ -184,197 +285,275 @@ const REGISTER_PARAMETERS: &[&str] = &[
     "s3_sse_kms",
 ];
 
-/// TorchServe's `POST /models?url=FILE[&model_name=NAME]…`: loads FILE from the model store and
-/// serves it at once.
-async fn register(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, TorchServeError> {
-    let query = Query::parse(&request, REGISTER_PARAMETERS)?;
-    let workers = query.number("initial_workers")?;
-    for number in [
-        "batch_size",
-        "max_batch_delay",
-        "response_timeout",
-        "startup_timeout",
-    ] {
-        query.number(number)?;
-    }
-    query.flag("synchronous")?;
-    let url = query.get("url").unwrap_or_default();
-    let served =
-        model_store::register(&state, url, query.get("model_name").map(str::to_owned)).await?;
-    let workers = workers.unwrap_or(state.registry.runners());
-    log::info!(
-        "registered model `{}` version {} from {url}",
-        served.info().name,
-        served.info().version
-    );
-    Ok(status(format!(
-        "Model \"{}\" Version: {} registered with {workers} initial workers",
-        served.info().name,
-        served.info().version
-    )))
+/// The runtimes TorchServe's `Manifest.RuntimeType.fromValue` knows, spelt as it spells them.
+const RUNTIMES: [&str; 3] = ["python", "python3", "LSP"];
+
+/// A registration request read as TorchServe's `RegisterModelRequest` and `ApiUtils.registerModel`
+/// read it.
+struct RegisterRequest {
+    url: String,
+    name: Option<String>,
+    initial_workers: usize,
+    synchronous: bool,
+    registration: Registration,
 }
 
-/// TorchServe's `DELETE /models/{model}[/{version}]`.
-async fn unregister(
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, TorchServeError> {
-    let name = request.match_info().get("model").unwrap_or_default();
-    let removed = state.unregister(name, request.match_info().get("version"))?;
+impl RegisterRequest {
+    fn read(parameters: &Parameters, default_workers: usize) -> Result<Self, ApiError> {
+        let runtime = parameters.text("runtime").map(str::to_owned);
+        if let Some(runtime) = &runtime {
+            if !RUNTIMES.contains(&runtime.as_str()) {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid RuntimeType value: `{runtime}`: give python, python3 or LSP (the model runs natively here whichever is named)"
+                )));
+            }
+        }
+        if let Some(handler) = parameters.text("handler") {
+            log::info!(
+                "handler `{}` is TorchServe's Python entry point: no Python is run here, the model is served by its network's own code",
+                handler.escape_debug()
+            );
+        }
+        if parameters.flag("s3_sse_kms", false) {
+            log::info!("s3_sse_kms=true: nothing is fetched from S3 here, the model comes from the model store");
+        }
+        let default_workers = i32::try_from(default_workers).unwrap_or(i32::MAX);
+        let initial_workers = parameters.int("initial_workers", default_workers);
+        let initial_workers = usize::try_from(initial_workers).map_err(|_| {
+            ApiError::BadRequest(format!(
+                "initial_workers is {initial_workers}: give 0 or more workers"
+            ))
+        })?;
+        let registration = Registration {
+            min_workers: Some(initial_workers),
+            max_workers: Some(initial_workers),
+            batch_size: given(parameters, "batch_size", -1, 1)?,
+            max_batch_delay: given(parameters, "max_batch_delay", -100, 0)?,
+            response_timeout: given(parameters, "response_timeout", -1, 0)?,
+            startup_timeout: given(parameters, "startup_timeout", -1, 0)?,
+            runtime,
+        };
+        let url = parameters.text("url").ok_or_else(|| {
+            ApiError::BadRequest(
+                "Parameter `url` is required: name a .mar file in the model store, e.g. `url=mnist.mar`".into(),
+            )
+        })?;
+        Ok(Self {
+            url: url.to_owned(),
+            name: parameters
+                .text("model_name")
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned),
+            initial_workers,
+            synchronous: parameters.flag("synchronous", true),
+            registration,
+        })
+    }
+}
+
+/// `key` as TorchServe's registration reads it: `unset` (its value for "not given", also what
+/// an empty or malformed value becomes) is `None`; else a number of at least `least`.
+fn given<T: TryFrom<i32>>(
+    parameters: &Parameters,
+    key: &str,
+    unset: i32,
+    least: i32,
+) -> Result<Option<T>, ApiError> {
+    let value = parameters.int(key, unset);
+    if value == unset {
+        return Ok(None);
+    }
+    if value < least {
+        return Err(ApiError::BadRequest(format!(
+            "{key} is {value}: give {least} or more (or leave it out for the default)"
+        )));
+    }
+    Ok(T::try_from(value).ok())
+}
+
+/// TorchServe's `POST /models?url=FILE[&model_name=NAME]…` (or the same as a JSON body): loads FILE
+/// from the model store and serves it at once.
+async fn register(
+    request: &HttpRequest,
+    state: &web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, Refusal> {
+    let limits = &state.settings.limits;
+    let parameters = if request
+        .content_type()
+        .eq_ignore_ascii_case("application/json")
+    {
+        let body = read_body(payload, limits).await?;
+        Parameters::from_json(&body, REGISTER_PARAMETERS, limits)?
+    } else {
+        Parameters::from_query(request.query_string(), REGISTER_PARAMETERS)?
+    };
+    let asked = RegisterRequest::read(&parameters, state.registry.runners())?;
+    let served =
+        model_store::register_with(state, &asked.url, asked.name, asked.registration).await?;
+    let (name, version) = (&served.info().name, &served.info().version);
+    log::info!(
+        "registered model `{name}` version {version} from {}",
+        asked.url
+    );
+    Ok(match (asked.initial_workers, asked.synchronous) {
+        (0, _) => status(
+            StatusCode::OK,
+            format!("Model \"{name}\" Version: {version} registered with 0 initial workers. Use scale workers API to add workers for the model."),
+        ),
+        (_, false) => status(StatusCode::ACCEPTED, "Processing worker updates...".into()),
+        (workers, true) => status(
+            StatusCode::OK,
+            format!("Model \"{name}\" Version: {version} registered with {workers} initial workers"),
+        ),
+    })
+}
+
+/// TorchServe's `DELETE /models/{model}[/{version}]` (which reads no parameter; `synchronous` and
+/// `timeout`, which scripts send, are taken and have nothing to change: unregistering is
+/// immediate here).
+fn unregister(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    query: &str,
+) -> Result<HttpResponse, Refusal> {
+    let parameters = Parameters::from_query(query, &["synchronous", "timeout"])?;
+    parameters.flag("synchronous", false);
+    parameters.int("timeout", -1);
+    let removed = state
+        .unregister(name, version)
+        .map_err(|error| typed_404(state, name, version, error))?;
     log::info!(
         "unregistered model `{}` version {}",
         removed.info().name,
         removed.info().version
     );
-    Ok(status(format!(
-        "Model \"{}\" unregistered",
-        removed.info().name
-    )))
-}
-
-/// TorchServe's `PUT /models/{model}[/{version}]?min_worker=…`: checked and answered as
-/// TorchServe does (202 "Processing worker updates...", or with `synchronous=true` 200 and the
-/// worker count), but each model keeps its fixed runners (`limits.max_concurrent_decodes`): the
-/// synchronous answer gives that count, and the log says so.
-async fn scale(
-    model: Model,
-    request: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, TorchServeError> {
-    let query = Query::parse(
-        &request,
-        &["min_worker", "max_worker", "synchronous", "timeout"],
-    )?;
-    let min = query.number("min_worker")?;
-    let max = query.number("max_worker")?;
-    if let (Some(min), Some(max)) = (min, max) {
-        if min > max {
-            return Err(ApiError::BadRequest(format!(
-                "min_worker ({min}) is more than max_worker ({max})"
-            ))
-            .into());
-        }
-    }
-    let synchronous = query.flag("synchronous")?.unwrap_or(false);
-    if let Some(timeout) = query.get("timeout") {
-        timeout.parse::<i64>().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "`timeout` is `{timeout}`, not a whole number of seconds (-1: wait for ever)"
-            ))
-        })?;
-    }
-    let runners = state.registry.runners();
-    let info = model.info();
-    log::info!(
-        "scaling model `{}` (min_worker {min:?}, max_worker {max:?}) accepted: it keeps its {runners} runners (setting limits.max_concurrent_decodes)",
-        info.name
-    );
-    if !synchronous {
-        return Ok(HttpResponse::Accepted().json(Status {
-            status: "Processing worker updates...".into(),
-        }));
-    }
-    let version = request
-        .match_info()
-        .get("version")
-        .map(|version| format!(", version: {version}"))
-        .unwrap_or_default();
-    Ok(status(format!(
-        "Workers scaled to {runners} for model: {}{version}",
-        info.name
-    )))
-}
-
-/// TorchServe's `PUT /models/{model}/{version}/set-default`: each model has one version here.
-async fn set_default(model: Model) -> HttpResponse {
-    status(format!(
-        "Default version successfully updated for model \"{}\" to \"{}\"",
-        model.info().name,
-        model.info().version
+    Ok(status(
+        StatusCode::OK,
+        format!("Model \"{}\" unregistered", removed.info().name),
     ))
 }
 
-/// A query string's parameters, each named at most once and each a known one.
-struct Query(HashMap<String, String>);
-
-impl Query {
-    fn parse(request: &HttpRequest, known: &[&str]) -> Result<Self, ApiError> {
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
-            .map_err(|err| ApiError::BadRequest(format!("the query string cannot be read: {err}")))?
-            .into_inner();
-        let mut parameters = HashMap::new();
-        for (key, value) in pairs {
-            if !known.contains(&key.as_str()) {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter `{key}`: this route takes {}",
-                    known.join(", ")
-                )));
-            }
-            if parameters.insert(key.clone(), value).is_some() {
-                return Err(ApiError::BadRequest(format!(
-                    "the parameter `{key}` is given twice: give it once"
-                )));
-            }
-        }
-        Ok(Self(parameters))
+/// TorchServe's `PUT /models/{model}[/{version}]?min_worker=…`, read as `handleScaleModel` reads
+/// it (min_worker default 1, max_worker default min_worker, `model_version` when the path has
+/// none) and answered as `ApiUtils.updateModelWorkers` answers: 202 "Processing worker
+/// updates...", or with `synchronous=true` 200 and the worker count. The counts asked for are
+/// kept and described; each model keeps its fixed runners (limits.runners_per_model),
+/// which the synchronous answer gives, and the log says so.
+fn scale(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+    query: &str,
+) -> Result<HttpResponse, Refusal> {
+    let parameters = Parameters::from_query(
+        query,
+        &[
+            "min_worker",
+            "max_worker",
+            "number_gpu",
+            "synchronous",
+            "timeout",
+            "model_version",
+        ],
+    )?;
+    let min = parameters.int("min_worker", 1);
+    let max = parameters.int("max_worker", min);
+    let (Ok(min), Ok(max)) = (usize::try_from(min), usize::try_from(max)) else {
+        return Err(ApiError::BadRequest(format!(
+            "min_worker is {min} and max_worker {max}: give 0 or more workers"
+        ))
+        .into());
+    };
+    if max < min {
+        return Err(ApiError::BadRequest(format!(
+            "max_worker cannot be less than min_worker: max_worker is {max}, min_worker {min}"
+        ))
+        .into());
     }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+    let version = version.or_else(|| parameters.text("model_version"));
+    let served = find(state, name, version)?;
+    if parameters.int("number_gpu", 0) > 0 {
+        log::info!("number_gpu for model `{name}`: this server runs its models on the CPU");
     }
-
-    fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
-        self.get(key)
-            .map(|value| parse_number(value, key))
-            .transpose()
+    parameters.int("timeout", -1);
+    served.set_workers(min, max);
+    let runners = state.registry.runners();
+    log::info!(
+        "scaling model `{name}` to min_worker {min}, max_worker {max}: recorded; it keeps its {runners} runners (setting limits.runners_per_model)"
+    );
+    if !parameters.flag("synchronous", false) {
+        return Ok(status(
+            StatusCode::ACCEPTED,
+            "Processing worker updates...".into(),
+        ));
     }
-
-    fn flag(&self, key: &str) -> Result<Option<bool>, ApiError> {
-        self.get(key)
-            .map(|value| match value.to_ascii_lowercase().as_str() {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                _ => Err(ApiError::BadRequest(format!(
-                    "`{key}` is `{value}`: give true or false"
-                ))),
-            })
-            .transpose()
-    }
+    let version = version
+        .map(|version| format!(", version: {version}"))
+        .unwrap_or_default();
+    Ok(status(
+        StatusCode::OK,
+        format!("Workers scaled to {runners} for model: {name}{version}"),
+    ))
 }
 
-/// `/models` and `/models/{model}[/{version}]`, read-only: on both listeners.
+/// TorchServe's `PUT /models/{model}/{version}/set-default`: requests that name no version get
+/// this one from now on.
+fn set_default(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    query: &str,
+) -> Result<HttpResponse, Refusal> {
+    Parameters::from_query(query, &[])?;
+    state
+        .set_default_version(name, version)
+        .map_err(|error| typed_404(state, name, Some(version), error))?;
+    log::info!("model `{name}` now answers with version {version} by default");
+    Ok(status(
+        StatusCode::OK,
+        format!("Default version successfully updated for model \"{name}\" to \"{version}\""),
+    ))
+}
+
+/// `/models` and `/models/{model}[/{version}]`, read-only: on the inference listener.
 pub fn configure_read_only(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/models").route(web::get().to(models)))
         .service(web::resource("/models/{model}").route(web::get().to(describe_model)))
-        .service(web::resource("/models/{model}/all").route(web::get().to(describe_model)))
         .service(web::resource("/models/{model}/{version}").route(web::get().to(describe_model)));
 }
 
-/// The management listener's routes.
+/// KServe v2's readiness, an unknown model refused in the listener's (TorchServe's) shape.
+async fn v2_ready(model: Resolved<TorchServeError>) -> HttpResponse {
+    super::kserve_v2::model_ready(Resolved::from(model.served.clone())).await
+}
+
+/// The management API on a listener it shares with the inference API (TorchServe's
+/// `inference_address == management_address`): TorchServe's `/models…` paths and KServe v2's
+/// repository extension; every other path is the inference API's.
+pub fn configure_shared(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/models")
+            .wrap(middleware::from_fn(refusal::fill_empty_refusals))
+            .default_service(web::to(paths::dispatch)),
+    )
+    .configure(super::kserve_v2::repository::configure);
+}
+
+/// The management listener: TorchServe's management API (every path as TorchServe's handler
+/// reads it), KServe's model health checks, and KServe v2's repository extension. Every 404 and
+/// 405 has a body in TorchServe's shape.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/models")
-            .route(web::get().to(models))
-            .route(web::post().to(register)),
-    )
-    .service(web::resource("/models/{model}/all").route(web::get().to(describe_model)))
-    .service(
-        web::resource("/models/{model}/{version}/set-default").route(web::put().to(set_default)),
-    )
-    .service(
-        web::resource("/models/{model}")
-            .route(web::get().to(describe_model))
-            .route(web::delete().to(unregister))
-            .route(web::put().to(scale)),
-    )
-    .service(
-        web::resource("/models/{model}/{version}")
-            .route(web::get().to(describe_model))
-            .route(web::delete().to(unregister))
-            .route(web::put().to(scale)),
+        web::scope("")
+            .wrap(middleware::from_fn(refusal::fill_empty_refusals))
+            .configure(super::kserve_v2::repository::configure)
+            .service(web::resource("/v2/models/{model}/ready").route(web::get().to(v2_ready)))
+            .service(
+                web::resource("/v2/models/{model}/versions/{version}/ready")
+                    .route(web::get().to(v2_ready)),
+            )
+            .default_service(web::to(paths::dispatch)),
     );
-    super::kserve_v2::repository::configure(cfg);
 }

@@ -27,6 +27,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// `management_address` are the same: the management routes first, so that `/models` is the
 /// management API's (the inference API's is its read-only half).
 pub fn configure_both(cfg: &mut web::ServiceConfig) {
-    management::configure(cfg);
+    management::configure_shared(cfg);
     configure(cfg);
 }
