@@ -3,7 +3,7 @@
 
 use max_mnist_core::ModelInfo;
 use serde_json::json;
-use utoipa::openapi::path::{Operation, Parameter};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::RefOr;
@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
 use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve};
-use crate::{ApiInfo, ModelMetadata};
+use crate::ApiInfo;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,7 +42,7 @@ use crate::{ApiInfo, ModelMetadata};
         docs::swagger_json,
         docs::openapi_json,
     ),
-    components(schemas(ErrorBody, ModelMetadata)),
+    components(schemas(ErrorBody)),
     tags(
         (name = "MAX", description = "Model Asset Exchange routes of the first model: metadata, labels, prediction, explanation"),
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
@@ -88,43 +88,70 @@ pub fn document(
         })
         .collect();
     let description = format!("A served model: {}", served.join(", "));
-    let first = models.first().map(|m| m.name.clone());
+    let first = models.first();
     for item in document.paths.paths.values_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("delete", &mut item.delete),
         ];
-        for operation in operations.into_iter().flatten() {
-            describe_model_parameter(operation, &description, first.as_deref());
+        let mut ids = Vec::new();
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            describe_path_parameters(operation, &description, first);
+            distinct_operation_id(operation, method, &mut ids);
         }
     }
     document
 }
 
+/// One handler documented for two methods (`POST` and `PUT` of `/predictions/{model}`) gets one
+/// operation id per method, as OpenAPI asks: the second is suffixed with its method.
+fn distinct_operation_id(operation: &mut Operation, method: &str, ids: &mut Vec<String>) {
+    if let Some(id) = &mut operation.operation_id {
+        if ids.contains(id) {
+            id.push('_');
+            id.push_str(method);
+        }
+        ids.push(id.clone());
+    }
+}
+
 const BEARER: &str = "bearer";
 
-/// The `{model}` parameter, described with the models served and the first one pre-filled.
-fn describe_model_parameter(operation: &mut Operation, description: &str, first: Option<&str>) {
+/// The `{model}` parameter, described with the models served, and `{version}`: the first model and
+/// its version pre-filled.
+fn describe_path_parameters(
+    operation: &mut Operation,
+    description: &str,
+    first: Option<&ModelInfo>,
+) {
     let parameters = operation.parameters.iter_mut().flatten();
     for parameter in parameters {
         let RefOr::T(parameter) = parameter else {
             continue;
         };
-        if parameter.name == "model" {
-            *parameter = model_parameter(parameter.clone(), description, first);
+        match parameter.name.as_str() {
+            "model" => {
+                parameter.description = Some(description.to_owned());
+                parameter.schema = Some(string_schema(first.map(|m| m.name.as_str())));
+            }
+            "version" => {
+                parameter.schema = Some(string_schema(first.map(|m| m.version.as_str())));
+            }
+            _ => {}
         }
     }
 }
 
-fn model_parameter(mut parameter: Parameter, description: &str, first: Option<&str>) -> Parameter {
-    parameter.description = Some(description.to_owned());
-    parameter.schema = Some(RefOr::T(
+fn string_schema(default: Option<&str>) -> RefOr<utoipa::openapi::Schema> {
+    RefOr::T(
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .default(first.map(|name| json!(name)))
+            .default(default.map(|value| json!(value)))
             .into(),
-    ));
-    parameter
+    )
 }

@@ -189,6 +189,10 @@ fn serve(
             .app_data(required.clone())
             // Inside CORS, so that preflight requests (which carry no token) are answered, and
             // inside the metrics, so that refusals are counted.
+            .wrap(middleware::Condition::new(
+                inference,
+                middleware::from_fn(routes::fallback::with_error_body),
+            ))
             .wrap(middleware::from_fn(auth::require_token))
             .wrap(middleware::Condition::new(
                 !inference,

@@ -75,11 +75,12 @@ pub async fn model_status(model: Model) -> HttpResponse {
 /// `{"instances": [...]}`.
 #[derive(Deserialize, ToSchema)]
 pub struct PredictRequest {
-    #[schema(example = json!([{"data": "iVBORw0KGgo…"}]))]
+    #[schema(example = json!([{"data": super::SEVEN_PNG_BASE64}]))]
     instances: Vec<Value>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = V1PredictResponse)]
 pub struct PredictResponse {
     /// The most probable class of each instance.
     #[schema(example = json!([7]))]
@@ -177,10 +178,11 @@ pub enum Attributions<'a> {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = V1ExplainResponse)]
 pub struct ExplainResponse<'a> {
     /// The attributions of each instance: in its shape (28×28 for the digit models), or by feature
     /// name (`{"age": …}`) for tabular ones.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     explanations: Vec<Attributions<'a>>,
 }
 
