@@ -88,7 +88,11 @@ pub fn document(
         })
         .collect();
     let description = format!("A served model: {}", served.join(", "));
-    let first = models.first();
+    let served = Served {
+        names: models.iter().map(|m| m.name.clone()).collect(),
+        versions: distinct(models.iter().map(|m| m.version.clone())),
+        description,
+    };
     for item in document.paths.paths.values_mut() {
         let operations = [
             ("get", &mut item.get),
@@ -101,7 +105,7 @@ pub fn document(
             let Some(operation) = operation else {
                 continue;
             };
-            describe_path_parameters(operation, &description, first);
+            describe_path_parameters(operation, &served);
             distinct_operation_id(operation, method, &mut ids);
         }
     }
@@ -122,13 +126,26 @@ fn distinct_operation_id(operation: &mut Operation, method: &str, ids: &mut Vec<
 
 const BEARER: &str = "bearer";
 
-/// The `{model}` parameter, described with the models served, and `{version}`: the first model and
-/// its version pre-filled.
-fn describe_path_parameters(
-    operation: &mut Operation,
-    description: &str,
-    first: Option<&ModelInfo>,
-) {
+/// What the path parameters may be: the names and versions of the models served, the first
+/// pre-filled.
+struct Served {
+    names: Vec<String>,
+    versions: Vec<String>,
+    description: String,
+}
+
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for value in values {
+        if !distinct.contains(&value) {
+            distinct.push(value);
+        }
+    }
+    distinct
+}
+
+/// `{model}` and `{version}` as the models served answer them: another name is a 404.
+fn describe_path_parameters(operation: &mut Operation, served: &Served) {
     let parameters = operation.parameters.iter_mut().flatten();
     for parameter in parameters {
         let RefOr::T(parameter) = parameter else {
@@ -136,22 +153,22 @@ fn describe_path_parameters(
         };
         match parameter.name.as_str() {
             "model" => {
-                parameter.description = Some(description.to_owned());
-                parameter.schema = Some(string_schema(first.map(|m| m.name.as_str())));
+                parameter.description = Some(served.description.clone());
+                parameter.schema = Some(one_of_strings(&served.names));
             }
-            "version" => {
-                parameter.schema = Some(string_schema(first.map(|m| m.version.as_str())));
-            }
+            "version" => parameter.schema = Some(one_of_strings(&served.versions)),
             _ => {}
         }
     }
 }
 
-fn string_schema(default: Option<&str>) -> RefOr<utoipa::openapi::Schema> {
+/// A string among `values`, the first pre-filled; any string while there are none.
+fn one_of_strings(values: &[String]) -> RefOr<utoipa::openapi::Schema> {
     RefOr::T(
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .default(default.map(|value| json!(value)))
+            .default(values.first().map(|value| json!(value)))
+            .enum_values((!values.is_empty()).then(|| values.to_vec()))
             .into(),
     )
 }

@@ -66,6 +66,7 @@ pub struct DemoQuery {
 /// attribution chart.
 #[utoipa::path(get, path = "/demo", tag = "operations", params(DemoQuery), responses(
     (status = 200, description = "The demo page", content_type = "text/html", body = String),
+    (status = 400, description = "A query string other than `?model=NAME`", body = crate::errors::ErrorBody),
     (status = 404, description = "A model not served", body = crate::errors::ErrorBody),
 ))]
 pub async fn demo(
@@ -123,7 +124,16 @@ fn redirect_to_swagger_ui(location: &str) -> HttpResponse {
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/").route(web::get().to(index)))
-        .service(web::resource("/demo").route(web::get().to(demo)))
+        .service(
+            web::resource("/demo")
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::BadRequest(format!(
+                        "the query string is not `?model=NAME` ({err}): name one model, or none for the first"
+                    ))
+                    .into()
+                }))
+                .route(web::get().to(demo)),
+        )
         .service(web::resource("/swagger.json").route(web::get().to(swagger_json)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
         .service(web::resource("/swagger-ui").route(web::get().to(swagger_ui_without_slash)))

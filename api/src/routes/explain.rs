@@ -42,6 +42,7 @@ pub struct ExplainForm {
 
 /// The options, as the query string carries them.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the query; `Options` reads it
 pub struct ExplainQuery {
     /// `png` for the picture (as `Accept: image/png`), `json` for the numbers.
@@ -49,6 +50,7 @@ pub struct ExplainQuery {
     /// The class to explain (default: the predicted one).
     target: Option<u8>,
     /// Quadrature points, 1 to 512 (default 50).
+    #[param(minimum = 1, maximum = 512)]
     steps: Option<u16>,
 }
 

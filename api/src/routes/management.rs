@@ -39,8 +39,8 @@ pub struct ModelList {
 /// `next_page_token`.
 #[utoipa::path(get, path = "/models", tag = "TorchServe",
     params(
-        ("limit" = Option<usize>, Query, description = "Most models to list (default 100)"),
-        ("next_page_token" = Option<usize>, Query, description = "Where the previous page ended"),
+        ("limit" = Option<u64>, Query, maximum = 18446744073709551615_u64, description = "Most models to list (default 100)"),
+        ("next_page_token" = Option<u64>, Query, maximum = 18446744073709551615_u64, description = "Where the previous page ended"),
     ),
     responses((status = 200, body = ModelList), (status = 400, body = TorchServeErrorBody)))]
 pub async fn models(

@@ -60,9 +60,30 @@ pub struct Base64Image {
     #[serde(alias = "body")]
     #[schema(example = json!(super::SEVEN_PNG_BASE64))]
     data: String,
-    /// The class to explain (explanations only; default: the model's).
-    #[schema(minimum = 0)]
+    #[schema(schema_with = class_number_or_null)]
     target: Option<usize>,
+}
+
+/// `target`: a whole number from 0, without int64's bound (any number a `usize` holds is read, and
+/// one the model does not have is a 400 where it matters).
+fn class_number() -> utoipa::openapi::Object {
+    class_number_of(utoipa::openapi::Type::Integer.into())
+}
+
+/// `target` in JSON, where `null` is the same as leaving it out.
+fn class_number_or_null() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::SchemaType, Type};
+    class_number_of(SchemaType::from_iter([Type::Integer, Type::Null]))
+}
+
+fn class_number_of(schema_type: utoipa::openapi::schema::SchemaType) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .minimum(Some(0))
+        .description(Some(
+            "The class to explain (explanations only; default: the model's)",
+        ))
+        .build()
 }
 
 /// The raw body: an image file (`curl -T 7.png`), as Swagger UI's file picker sends it.
@@ -78,8 +99,7 @@ pub struct TorchServeForm {
     /// The file: an image, or a CSV with a header row for a tabular model. `file` is read too.
     #[schema(value_type = String, format = Binary)]
     data: Bytes,
-    /// The class to explain (explanations only; default: the model's).
-    #[schema(value_type = Option<u8>, minimum = 0)]
+    #[schema(schema_with = class_number)]
     target: Option<String>,
 }
 
