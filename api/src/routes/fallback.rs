@@ -75,14 +75,15 @@ fn shown_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use actix_web::middleware::from_fn;
-    use actix_web::{test, web, App, HttpResponse};
+    use actix_web::test::{call_service, init_service, read_body, read_body_json, TestRequest};
+    use actix_web::{web, App, HttpResponse};
     use serde_json::Value;
 
     use super::*;
 
     #[actix_web::test]
     async fn empty_404s_and_405s_get_a_body_in_the_paths_protocol_and_others_pass() {
-        let app = test::init_service(
+        let app = init_service(
             App::new()
                 .wrap(from_fn(with_error_body))
                 .service(web::resource("/ping").route(web::get().to(HttpResponse::Ok)))
@@ -93,36 +94,39 @@ mod tests {
         )
         .await;
         let call = |method: &str, path: &str| {
-            test::TestRequest::default()
+            TestRequest::default()
                 .method(method.parse().expect("a method"))
                 .uri(path)
                 .to_request()
         };
-        let response = test::call_service(&app, call("TRACE", "/ping")).await;
+        let response = call_service(&app, call("TRACE", "/ping")).await;
         assert_eq!(response.status(), 405);
-        assert_eq!(response.headers()[header::ALLOW], "GET");
-        let body: Value = test::read_body_json(response).await;
+        assert_eq!(
+            response.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"GET"[..])
+        );
+        let body: Value = read_body_json(response).await;
         assert_eq!(body["code"], 405);
         assert_eq!(body["type"], "MethodNotAllowedException");
         assert_eq!(body["message"], "`/ping` does not take TRACE: use GET");
 
-        let response = test::call_service(&app, call("GET", "/v1/nothing")).await;
+        let response = call_service(&app, call("GET", "/v1/nothing")).await;
         assert_eq!(response.status(), 404);
-        let body: Value = test::read_body_json(response).await;
+        let body: Value = read_body_json(response).await;
         assert!(body["error"]
             .as_str()
             .is_some_and(|e| e.starts_with("no route GET `/v1/nothing`")));
 
-        let response = test::call_service(&app, call("GET", "/model/nothing")).await;
-        let body: Value = test::read_body_json(response).await;
+        let response = call_service(&app, call("GET", "/model/nothing")).await;
+        let body: Value = read_body_json(response).await;
         assert_eq!(body["status"], "error");
 
-        let response = test::call_service(&app, call("GET", "/v2/health/live")).await;
+        let response = call_service(&app, call("GET", "/v2/health/live")).await;
         assert_eq!(response.status(), 404);
-        assert_eq!(test::read_body(response).await, "kept");
-        let response = test::call_service(&app, call("GET", "/ping")).await;
+        assert_eq!(read_body(response).await, "kept");
+        let response = call_service(&app, call("GET", "/ping")).await;
         assert_eq!(response.status(), 200);
-        assert_eq!(test::read_body(response).await, "");
+        assert_eq!(read_body(response).await, "");
     }
 
     #[test]
