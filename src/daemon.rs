@@ -99,6 +99,12 @@ pub fn stop() -> anyhow::Result<ExitCode> {
 /// answers `/ping` on `inference`, or with its exit status if it stops first.
 pub fn start_in_background(inference: &Address) -> anyhow::Result<ExitCode> {
     check_not_running()?;
+    // Another server on the address would answer the readiness check below in this one's place.
+    drop(
+        std::net::TcpListener::bind((inference.host.as_str(), inference.port)).with_context(
+            || format!("cannot listen on {inference}: another server uses it; stop it, or choose another inference_address"),
+        )?,
+    );
     let exe = std::env::current_exe().context("cannot find this program to start it again")?;
     let mut args: Vec<_> = std::env::args_os().skip(1).collect();
     args.push("--foreground".into());

@@ -180,7 +180,7 @@ pub async fn refuse_web_pages(
 }
 
 /// `error` in the error shape of the protocol `path` belongs to: KServe's, MAX's, else TorchServe's.
-fn refusal(path: &str, error: ApiError) -> HttpResponse {
+pub(crate) fn refusal(path: &str, error: ApiError) -> HttpResponse {
     if path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2" {
         KServeError(error).error_response()
     } else if path.starts_with("/model/") {

@@ -24,6 +24,11 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// No route has this path.
+    #[error("{0}")]
+    NoRoute(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -54,7 +59,8 @@ impl ResponseError for ApiError {
             Self::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::NoRoute(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -138,6 +144,8 @@ impl ResponseError for TorchServeError {
             ApiError::Unauthorized(_) => "InvalidKeyException",
             ApiError::Forbidden(_) => "ForbiddenException",
             ApiError::NotFound(_) => "ModelNotFoundException",
+            ApiError::NoRoute(_) => "ResourceNotFoundException",
+            ApiError::MethodNotAllowed(_) => "MethodNotAllowedException",
             ApiError::Conflict(_) => "ConflictStatusException",
             ApiError::NotImplemented(_) => "NotImplementedException",
             ApiError::ServiceUnavailable(_) => "ServiceUnavailableException",

@@ -3,7 +3,7 @@
 
 use max_mnist_core::ModelInfo;
 use serde_json::json;
-use utoipa::openapi::path::{Operation, Parameter};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::RefOr;
@@ -11,7 +11,7 @@ use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
 use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve};
-use crate::{ApiInfo, ModelMetadata};
+use crate::ApiInfo;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -44,7 +44,7 @@ use crate::{ApiInfo, ModelMetadata};
         docs::swagger_json,
         docs::openapi_json,
     ),
-    components(schemas(ErrorBody, ModelMetadata)),
+    components(schemas(ErrorBody)),
     tags(
         (name = "MAX", description = "Model Asset Exchange routes of the first model: metadata, labels, prediction, explanation"),
         (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
@@ -90,43 +90,87 @@ pub fn document(
         })
         .collect();
     let description = format!("A served model: {}", served.join(", "));
-    let first = models.first().map(|m| m.name.clone());
+    let served = Served {
+        names: models.iter().map(|m| m.name.clone()).collect(),
+        versions: distinct(models.iter().map(|m| m.version.clone())),
+        description,
+    };
     for item in document.paths.paths.values_mut() {
         let operations = [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("delete", &mut item.delete),
         ];
-        for operation in operations.into_iter().flatten() {
-            describe_model_parameter(operation, &description, first.as_deref());
+        let mut ids = Vec::new();
+        for (method, operation) in operations {
+            let Some(operation) = operation else {
+                continue;
+            };
+            describe_path_parameters(operation, &served);
+            distinct_operation_id(operation, method, &mut ids);
         }
     }
     document
 }
 
+/// One handler documented for two methods (`POST` and `PUT` of `/predictions/{model}`) gets one
+/// operation id per method, as OpenAPI asks: the second is suffixed with its method.
+fn distinct_operation_id(operation: &mut Operation, method: &str, ids: &mut Vec<String>) {
+    if let Some(id) = &mut operation.operation_id {
+        if ids.contains(id) {
+            id.push('_');
+            id.push_str(method);
+        }
+        ids.push(id.clone());
+    }
+}
+
 const BEARER: &str = "bearer";
 
-/// The `{model}` parameter, described with the models served and the first one pre-filled.
-fn describe_model_parameter(operation: &mut Operation, description: &str, first: Option<&str>) {
+/// What the path parameters may be: the names and versions of the models served, the first
+/// pre-filled.
+struct Served {
+    names: Vec<String>,
+    versions: Vec<String>,
+    description: String,
+}
+
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut distinct: Vec<String> = Vec::new();
+    for value in values {
+        if !distinct.contains(&value) {
+            distinct.push(value);
+        }
+    }
+    distinct
+}
+
+/// `{model}` and `{version}` as the models served answer them: another name is a 404.
+fn describe_path_parameters(operation: &mut Operation, served: &Served) {
     let parameters = operation.parameters.iter_mut().flatten();
     for parameter in parameters {
         let RefOr::T(parameter) = parameter else {
             continue;
         };
-        if parameter.name == "model" {
-            *parameter = model_parameter(parameter.clone(), description, first);
+        match parameter.name.as_str() {
+            "model" => {
+                parameter.description = Some(served.description.clone());
+                parameter.schema = Some(one_of_strings(&served.names));
+            }
+            "version" => parameter.schema = Some(one_of_strings(&served.versions)),
+            _ => {}
         }
     }
 }
 
-fn model_parameter(mut parameter: Parameter, description: &str, first: Option<&str>) -> Parameter {
-    parameter.description = Some(description.to_owned());
-    parameter.schema = Some(RefOr::T(
+/// A string among `values`, the first pre-filled; any string while there are none.
+fn one_of_strings(values: &[String]) -> RefOr<utoipa::openapi::Schema> {
+    RefOr::T(
         ObjectBuilder::new()
             .schema_type(Type::String)
-            .default(first.map(|name| json!(name)))
+            .default(values.first().map(|value| json!(value)))
+            .enum_values((!values.is_empty()).then(|| values.to_vec()))
             .into(),
-    ));
-    parameter
+    )
 }

@@ -12,6 +12,7 @@ use crate::auth::AuthSettings;
 /// `GET /model/metadata`, as MAX serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = MaxModelMetadata)]
 pub struct ModelMetadata {
     #[schema(example = "max-pytorch-mnist")]
     pub id: String,

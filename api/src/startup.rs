@@ -254,6 +254,11 @@ fn serve(
         App::new()
             .app_data(state.clone())
             .app_data(required.clone())
+            // Around the routes only: a handler's own errors and a refused token already have bodies.
+            .wrap(middleware::Condition::new(
+                inference,
+                middleware::from_fn(routes::fallback::with_error_body),
+            ))
             // Inside CORS, so that preflight requests (which carry no token) are answered, and
             // inside the metrics, so that refusals are counted.
             .wrap(middleware::from_fn(auth::require_token))

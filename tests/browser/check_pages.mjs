@@ -4,7 +4,9 @@
 //    bars and the heatmap, takes a screenshot.
 // 2. Swagger UI at /: opens POST /model/predict, "Try it out", picks samples/3.png in the file
 //    picker, executes, and waits for "status": "ok" in the response; takes a screenshot.
-// 3. With TABULAR_MODEL (the Titanic example): /demo?model=TABULAR_MODEL, a third-class man is
+// 3. Swagger UI: opens POST /predictions/{model}, "Try it out", chooses the raw body
+//    (application/octet-stream), picks samples/7.png in its file picker, executes, and waits for 7.
+// 4. With TABULAR_MODEL (the Titanic example): /demo?model=TABULAR_MODEL, a third-class man is
 //    answered "Not Survived", then a first-class woman "Survived", with the attribution chart;
 //    takes a screenshot.
 // Exits non-zero with a message on the first failure. Needs NODE_PATH or a node_modules holding
@@ -28,6 +30,7 @@ const browser = await chromium.launch({
 try {
   await demoPage();
   await swaggerUpload();
+  await swaggerRawUpload();
   if (tabular) await passengerPage(tabular);
   console.log("browser checks passed");
 } catch (error) {
@@ -79,6 +82,23 @@ async function swaggerUpload() {
   await operation.scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(shots, "swagger-ui.png"), fullPage: false });
   console.log('swagger ui: samples/3.png uploaded through the file picker, "status": "ok", prediction 3');
+  await page.close();
+}
+
+async function swaggerRawUpload() {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+  await page.goto(`${base}/`);
+  const operation = page.locator("#operations-TorchServe-predictions");
+  await operation.locator(".opblock-summary").click();
+  await operation.getByRole("button", { name: "Try it out" }).click();
+  await operation.locator(".opblock-section-request-body select").selectOption("application/octet-stream");
+  await operation.locator('input[type="file"]').first().setInputFiles(path.join(samples, "7.png"));
+  await operation.getByRole("button", { name: "Execute" }).click();
+  const body = operation.locator(".responses-wrapper .live-responses-table .microlight").first();
+  await body.waitFor({ timeout: 10000 });
+  const text = (await body.textContent()).trim();
+  if (text !== "7") throw new Error(`Swagger UI's raw upload to /predictions/{model} was answered ${text}`);
+  console.log("swagger ui: samples/7.png sent as the raw body of /predictions/{model} through its file picker, answered 7");
   await page.close();
 }
 

@@ -1,5 +1,6 @@
 //! The pages as a person uses them, in Debian's chromium driven headless by playwright-core:
-//! `tests/browser/check_pages.mjs` draws a 7 on `/demo`, uploads a sample through Swagger UI, and
+//! `tests/browser/check_pages.mjs` draws a 7 on `/demo`, uploads samples through Swagger UI (a form,
+//! and a raw body through the file picker of `/predictions/{model}`), and
 //! fills in passengers on the Titanic model's `/demo?model=titanic`.
 
 use std::process::Command;

@@ -1,6 +1,7 @@
 //! Integration tests: real upstream weights, real image files, a real server on port 0 over HTTP,
 //! the real binary for the CLI.
 
+mod api_document;
 mod browser;
 mod cli;
 mod corpus;
@@ -21,4 +22,5 @@ mod titanic_routes;
 mod torchserve_compat;
 mod torchserve_mnist;
 mod torchserve_routes;
+mod unrouted;
 mod weights;

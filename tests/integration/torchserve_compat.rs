@@ -13,10 +13,12 @@ use serde_json::Value;
 
 use crate::helpers::{data_dir, project_root, sample, torchserve_dir, ServerProcess, BINARY};
 
-/// The KServe developer guide's request, `kf_request_json/v1/mnist.json` (a 2).
+/// The KServe guide's request, TorchServe's `kubernetes/kserve/kf_request_json/v1/mnist.json`
+/// (a 2).
 fn guide_request() -> Value {
-    let text = std::fs::read_to_string(project_root().join("samples/requests/v1-mnist.json"))
-        .expect("samples/requests/v1-mnist.json");
+    let text =
+        std::fs::read_to_string(project_root().join("samples/requests/kserve-guide-v1-mnist.json"))
+            .expect("samples/requests/kserve-guide-v1-mnist.json");
     serde_json::from_str(&text).expect("JSON")
 }
 

@@ -2,7 +2,7 @@
 //! `GET /demo`, a page to draw a digit on.
 
 use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::InputKind;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -23,7 +23,6 @@ pub struct AliveResponse {
     (status = 200, description = "Liveness, for clients that do not accept HTML", body = AliveResponse),
     (status = 302, description = "Browsers are redirected to Swagger UI at `swagger-ui/`"),
 ))]
-#[get("/")]
 pub async fn index(request: HttpRequest) -> HttpResponse {
     let wants_html = request
         .headers()
@@ -39,14 +38,12 @@ pub async fn index(request: HttpRequest) -> HttpResponse {
 
 /// The OpenAPI document (also at `/openapi.json`).
 #[utoipa::path(get, path = "/swagger.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-#[get("/swagger.json")]
 pub async fn swagger_json(state: web::Data<AppState>) -> HttpResponse {
     openapi_response(&state)
 }
 
 /// The OpenAPI document (also at `/swagger.json`).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
-#[get("/openapi.json")]
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     openapi_response(&state)
 }
@@ -69,9 +66,9 @@ pub struct DemoQuery {
 /// attribution chart.
 #[utoipa::path(get, path = "/demo", tag = "operations", params(DemoQuery), responses(
     (status = 200, description = "The demo page", content_type = "text/html", body = String),
+    (status = 400, description = "A query string other than `?model=NAME`", body = crate::errors::ErrorBody),
     (status = 404, description = "A model not served", body = crate::errors::ErrorBody),
 ))]
-#[get("/demo")]
 pub async fn demo(
     query: web::Query<DemoQuery>,
     state: web::Data<AppState>,
@@ -114,7 +111,6 @@ fn html_escaped(text: &str) -> String {
         .collect()
 }
 
-#[get("/swagger-ui")]
 async fn swagger_ui_without_slash() -> HttpResponse {
     redirect_to_swagger_ui("swagger-ui/")
 }
@@ -127,11 +123,20 @@ fn redirect_to_swagger_ui(location: &str) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(index)
-        .service(demo)
-        .service(swagger_json)
-        .service(openapi_json)
-        .service(swagger_ui_without_slash)
+    cfg.service(web::resource("/").route(web::get().to(index)))
+        .service(
+            web::resource("/demo")
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::BadRequest(format!(
+                        "the query string is not `?model=NAME` ({err}): name one model, or none for the first"
+                    ))
+                    .into()
+                }))
+                .route(web::get().to(demo)),
+        )
+        .service(web::resource("/swagger.json").route(web::get().to(swagger_json)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(web::resource("/swagger-ui").route(web::get().to(swagger_ui_without_slash)))
         // The page at /swagger-ui/ loads the document relative to itself, never by an absolute URL.
         .service(SwaggerUi::new("/swagger-ui/{_:.*}").config(Config::from("../swagger.json")));
 }

@@ -3,7 +3,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
-use actix_web::{post, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::{DefaultTarget, ExplanationInfo, InputKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -43,6 +43,7 @@ pub struct ExplainForm {
 
 /// The options, as the query string carries them.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the query; `Options` reads it
 pub struct ExplainQuery {
     /// `png` for the picture (as `Accept: image/png`), `json` for the numbers.
@@ -50,10 +51,12 @@ pub struct ExplainQuery {
     /// The class to explain (default: the predicted one).
     target: Option<u8>,
     /// Quadrature points, 1 to 512 (default 50).
+    #[param(minimum = 1, maximum = 512)]
     steps: Option<u16>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = MaxExplainResponse)]
 pub struct ExplainResponse<'a> {
     #[schema(example = "ok")]
     status: &'static str,
@@ -67,6 +70,16 @@ pub struct ExplainResponse<'a> {
     attributions: Nested<'a>,
     /// Σ attributions − (output(image) − output(baseline)): the quadrature's error.
     convergence_delta: f32,
+}
+
+/// What `/model/explain` answers in JSON: an image's explanation, or passengers'.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = MaxExplanation)]
+#[allow(dead_code)] // documents the answer; the handler writes either
+pub enum Explanation<'a> {
+    Image(ExplainResponse<'a>),
+    Passengers(TabularExplainResponse<'a>),
 }
 
 /// The explanation of passengers: the mean attribution per feature, and each passenger's.
@@ -110,13 +123,12 @@ pub struct PassengerExplanation<'a> {
     request_body(content = ExplainForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The attributions, or their picture",
-            content((ExplainResponse = "application/json"), (Vec<u8> = "image/png"))),
+            content((Explanation = "application/json"), (inline(super::torchserve::ImageFile) = "image/png"))),
         (status = 400, description = "No image, an undecodable one, or a bad `target`, `steps` or `format`", body = ErrorBody),
         (status = 413, description = "The upload or the image is too large", body = ErrorBody),
         (status = 415, description = "The body is not multipart/form-data", body = ErrorBody),
     )
 )]
-#[post("/model/explain")]
 pub async fn explain_route(
     request: HttpRequest,
     model: MaxModel,
@@ -218,5 +230,5 @@ async fn explain_passengers(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(explain_route);
+    cfg.service(web::resource("/model/explain").route(web::post().to(explain_route)));
 }

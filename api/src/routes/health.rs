@@ -1,10 +1,10 @@
 //! Liveness for Docker's HEALTHCHECK and TorchServe clients.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::errors::{ApiError, TorchServeError};
+use crate::errors::ApiError;
 use crate::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -15,7 +15,6 @@ pub struct PingResponse {
 
 /// TorchServe's health check: the server is up and the model loaded.
 #[utoipa::path(get, path = "/ping", tag = "operations", responses((status = 200, body = PingResponse)))]
-#[get("/ping")]
 pub async fn ping() -> HttpResponse {
     HttpResponse::Ok().json(PingResponse { status: "Healthy" })
 }
@@ -23,7 +22,6 @@ pub async fn ping() -> HttpResponse {
 /// Prometheus metrics: requests by route and status, latency histograms, batch sizes, model info.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
-#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state
         .metrics
@@ -35,15 +33,12 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(ping).service(metrics);
+    cfg.service(web::resource("/ping").route(web::get().to(ping)))
+        .service(web::resource("/metrics").route(web::get().to(metrics)));
 }
 
-/// The metrics listener: `/metrics` alone, as TorchServe's `metrics_address` serves it; anything
-/// else is a 404 that says so.
+/// The metrics listener: `/metrics` alone, as TorchServe's `metrics_address` serves it (any
+/// other path is the listener's 404 with a body).
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.service(metrics).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(TorchServeError(ApiError::NotFound(
-            "this is the metrics listener: it serves GET /metrics only".into(),
-        )))
-    }));
+    cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
 }

@@ -76,7 +76,7 @@ pub async fn model_status(model: Model) -> HttpResponse {
 /// `{"instances": [...]}`.
 #[derive(Deserialize, ToSchema)]
 pub struct PredictRequest {
-    #[schema(example = json!([{"data": "iVBORw0KGgo…"}]))]
+    #[schema(example = json!([{"data": super::SEVEN_PNG_BASE64}]))]
     instances: Vec<Value>,
 }
 
@@ -98,6 +98,7 @@ pub struct ExplainRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = V1PredictResponse)]
 pub struct PredictResponse {
     /// The most probable class of each instance.
     #[schema(example = json!([7]))]
@@ -214,11 +215,12 @@ pub enum Attributions<'a> {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = V1ExplainResponse)]
 pub struct ExplainResponse<'a> {
     /// The attributions of each instance: in the model's input shape (`[1][28][28]` for the digit
     /// models, as TorchServe's KServe envelope answers them), or by feature name (`{"age": …}`)
     /// for tabular ones.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     explanations: Vec<Attributions<'a>>,
 }
 

@@ -48,8 +48,8 @@ pub struct ModelList {
 /// `next_page_token`.
 #[utoipa::path(get, path = "/models", tag = "TorchServe",
     params(
-        ("limit" = Option<usize>, Query, description = "Most models to list (default and most: 100)"),
-        ("next_page_token" = Option<usize>, Query, description = "Where the previous page ended"),
+        ("limit" = Option<String>, Query, description = "Most models to list: a whole number up to 100; anything else (empty, negative, not a number) is the default, 100, as TorchServe reads it"),
+        ("next_page_token" = Option<String>, Query, description = "Where the previous page ended: a whole number; anything else starts at the beginning, as TorchServe reads it"),
     ),
     responses((status = 200, body = ModelList), (status = 400, body = TorchServeErrorBody)))]
 pub async fn models(

@@ -2,7 +2,7 @@
 
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::InputKind;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,7 +19,6 @@ pub type MaxModel = Resolved<ApiError>;
 
 /// The model's description, as MAX gives it.
 #[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = ModelMetadata)))]
-#[get("/model/metadata")]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.first() {
         Some(first) => HttpResponse::Ok().json(state.settings.metadata_of(first.info())),
@@ -44,7 +43,6 @@ pub struct LabelsResponse {
 
 /// The classes the model tells apart.
 #[utoipa::path(get, path = "/model/labels", tag = "MAX", responses((status = 200, body = LabelsResponse)))]
-#[get("/model/labels")]
 pub async fn labels(model: MaxModel) -> HttpResponse {
     let labels: Vec<Label> = model
         .info()
@@ -93,6 +91,7 @@ pub struct PredictionBody {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = MaxPredictResponse)]
 pub struct PredictResponse {
     #[schema(example = "ok")]
     status: &'static str,
@@ -119,7 +118,6 @@ pub struct PredictResponse {
         (status = 500, description = "A bug; the server keeps serving", body = ErrorBody),
     )
 )]
-#[post("/model/predict")]
 pub async fn predict(
     request: HttpRequest,
     model: MaxModel,
@@ -187,5 +185,8 @@ pub async fn predict(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(metadata).service(labels).service(predict);
+    // Resources with method routes, not guarded services, so that another method is a 405.
+    cfg.service(web::resource("/model/metadata").route(web::get().to(metadata)))
+        .service(web::resource("/model/labels").route(web::get().to(labels)))
+        .service(web::resource("/model/predict").route(web::post().to(predict)));
 }

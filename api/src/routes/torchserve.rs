@@ -6,7 +6,7 @@
 use actix_multipart::Multipart;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use max_mnist_core::InputKind;
@@ -24,14 +24,84 @@ use crate::AppState;
 
 type Model = Resolved<TorchServeError>;
 
+const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (`curl -T 7.png`), multipart `data` (or `file`), or JSON `{\"data\": \"<base64>\"}`. A tabular model: CSV with a header row (`text/csv`, or the multipart file), or JSON records (an object, a list of objects, or `{\"data\": [...]}`)";
+
+/// What `/predictions/{model}` answers: an image's class, or a label per passenger.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the answer; the handler writes either
+pub enum Prediction {
+    /// The class of an image model's input (the digit).
+    #[schema(example = 7)]
+    Class(usize),
+    /// A tabular model's label per passenger, in order.
+    #[schema(example = json!(["Survived", "Not Survived"]))]
+    Labels(Vec<String>),
+}
+
+/// What `/explanations/{model}` answers in JSON: an image's attributions in its shape, or a tabular
+/// model's mean attribution per feature.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // documents the answer; the handler writes either
+pub enum TorchServeExplanation {
+    /// In the input's shape: `[1][28][28]` for the digit models.
+    Shaped(Vec<serde_json::Value>),
+    /// The mean attribution per feature over the rows, `{"age": …}`.
+    Named(std::collections::HashMap<String, f32>),
+}
+
 const BODY_HINT: &str = "send the image as the raw body (`curl -T digit.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
 
-/// `{"data": "<base64 image>"}`; TorchServe handlers also read `body`. `target` is for explanations.
+/// `{"data": "<base64 image>"}`, for an image model (TorchServe handlers also read `body`); a
+/// tabular model takes JSON records instead: an object, a list of objects, or `{"data": [...]}`.
 #[derive(Deserialize, ToSchema)]
 pub struct Base64Image {
+    /// The image file's bytes in base64.
     #[serde(alias = "body")]
+    #[schema(example = json!(super::SEVEN_PNG_BASE64))]
     data: String,
+    #[schema(schema_with = class_number_or_null)]
     target: Option<usize>,
+}
+
+/// `target`: a whole number from 0, without int64's bound (any number a `usize` holds is read, and
+/// one the model does not have is a 400 where it matters).
+fn class_number() -> utoipa::openapi::Object {
+    class_number_of(utoipa::openapi::Type::Integer.into())
+}
+
+/// `target` in JSON, where `null` is the same as leaving it out.
+fn class_number_or_null() -> utoipa::openapi::Object {
+    use utoipa::openapi::{schema::SchemaType, Type};
+    class_number_of(SchemaType::from_iter([Type::Integer, Type::Null]))
+}
+
+fn class_number_of(schema_type: utoipa::openapi::schema::SchemaType) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(schema_type)
+        .minimum(Some(0))
+        .description(Some(
+            "The class to explain (explanations only; default: the model's)",
+        ))
+        .build()
+}
+
+/// The raw body: an image file (`curl -T 7.png`), as Swagger UI's file picker sends it.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)] // documents the body; the handler reads the bytes
+pub struct ImageFile(Bytes);
+
+/// A multipart upload, as TorchServe's handlers read one.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads the parts
+pub struct TorchServeForm {
+    /// The file: an image, or a CSV with a header row for a tabular model. `file` is read too.
+    #[schema(value_type = String, format = Binary)]
+    data: Bytes,
+    #[schema(schema_with = class_number)]
+    target: Option<String>,
 }
 
 /// What a TorchServe request carries: its instances, and the class to explain when it names one.
@@ -92,17 +162,24 @@ async fn read_request(
 /// Classifies an image, answering the class as TorchServe's MNIST example does; or passengers,
 /// answering a label per passenger as the Titanic example does.
 #[utoipa::path(
-    post,
+    method(post, put),
     path = "/predictions/{model}",
     tag = "TorchServe",
     params(("model" = String, Path, description = "A served model's name")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "An image model: the image file as the raw body (`curl -T 7.png`); multipart `data`/`file` and JSON `{\"data\": \"<base64>\"}` work too. A tabular model: CSV with a header row (`text/csv`, or a multipart file), or JSON records"),
+    request_body(description = BODY_DESCRIPTION, content(
+        (inline(ImageFile) = "application/octet-stream"),
+        (TorchServeForm = "multipart/form-data"),
+        (Base64Image = "application/json"),
+        (inline(String) = "text/csv"),
+    )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger", body = Object, example = json!(7)),
+        (status = 200, description = "The class (an image), or a label per passenger",
+            content((Prediction = "application/json")), example = json!(7)),
         (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
+        (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = TorchServeErrorBody),
         (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
+        (status = 415, description = "An SVG or a PDF", body = TorchServeErrorBody),
     )
 )]
 pub async fn predictions(
@@ -116,17 +193,27 @@ pub async fn predictions(
 
 /// The same, for a named version of the model.
 #[utoipa::path(
-    post,
+    method(post, put),
     path = "/predictions/{model}/{version}",
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
         ("version" = String, Path, description = "Its version"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(description = BODY_DESCRIPTION, content(
+        (inline(ImageFile) = "application/octet-stream"),
+        (TorchServeForm = "multipart/form-data"),
+        (Base64Image = "application/json"),
+        (inline(String) = "text/csv"),
+    )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger", body = Object, example = json!(7)),
+        (status = 200, description = "The class (an image), or a label per passenger",
+            content((Prediction = "application/json")), example = json!(7)),
+        (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
+        (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = TorchServeErrorBody),
+        (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
+        (status = 415, description = "An SVG or a PDF", body = TorchServeErrorBody),
     )
 )]
 pub async fn versioned_predictions(
@@ -175,13 +262,20 @@ async fn predict_one(
         ("model" = String, Path, description = "A served model's name"),
         ("format" = Option<String>, Query, description = "`png` for the picture"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "Any body `/predictions/{model}` takes: an image model's image as the raw body (`curl -T 0.png`); JSON and multipart bodies may carry `target`"),
+    request_body(description = "Any body `/predictions/{model}` takes: an image model's image as the raw body (`curl -T 0.png`), multipart, JSON base64 or a CSV; JSON and multipart bodies may carry `target`", content(
+        (inline(ImageFile) = "application/octet-stream"),
+        (TorchServeForm = "multipart/form-data"),
+        (Base64Image = "application/json"),
+        (inline(String) = "text/csv"),
+    )),
     responses(
         (status = 200, description = "The attributions: in the input's shape ([1][28][28] for the digit models), or the mean per feature ({\"age\": …}); or their picture",
-            content((Object = "application/json"), (Vec<u8> = "image/png"))),
-        (status = 400, description = "No input, one the model cannot read, or a bad target", body = TorchServeErrorBody),
+            content((TorchServeExplanation = "application/json"), (inline(ImageFile) = "image/png"))),
+        (status = 400, description = "No input, one the model cannot read, or a bad target or format", body = TorchServeErrorBody),
         (status = 404, description = "A model not served", body = TorchServeErrorBody),
+        (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = TorchServeErrorBody),
+        (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
+        (status = 415, description = "An SVG or a PDF", body = TorchServeErrorBody),
     )
 )]
 pub async fn explanations(
@@ -203,12 +297,20 @@ pub async fn explanations(
         ("version" = String, Path, description = "Its version"),
         ("format" = Option<String>, Query, description = "`png` for the picture"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(description = "Any body `/predictions/{model}` takes", content(
+        (inline(ImageFile) = "application/octet-stream"),
+        (TorchServeForm = "multipart/form-data"),
+        (Base64Image = "application/json"),
+        (inline(String) = "text/csv"),
+    )),
     responses(
         (status = 200, description = "The attributions, or their picture",
-            content((Object = "application/json"), (Vec<u8> = "image/png"))),
-        (status = 400, description = "No input, one the model cannot read, or a bad target", body = TorchServeErrorBody),
+            content((TorchServeExplanation = "application/json"), (inline(ImageFile) = "image/png"))),
+        (status = 400, description = "No input, one the model cannot read, or a bad target or format", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
+        (status = 408, description = "The request took longer than `limits.request_timeout_secs` to arrive", body = TorchServeErrorBody),
+        (status = 413, description = "The upload or the image is too large", body = TorchServeErrorBody),
+        (status = 415, description = "An SVG or a PDF", body = TorchServeErrorBody),
     )
 )]
 pub async fn versioned_explanations(

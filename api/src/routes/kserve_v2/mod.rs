@@ -147,7 +147,7 @@ pub async fn infer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
     let (infer, instances) = read_request(&request, model.info(), payload, &state).await?;
-    let outputs = chosen_outputs(&infer, &OUTPUTS)?;
+    let outputs = chosen_outputs(&infer, &OUTPUTS, false)?;
     let classifications = classify(&model, instances).await?;
     let batch = classifications.len();
     let classes: Vec<i64> = classifications.iter().map(|c| c.class as i64).collect();
@@ -182,7 +182,7 @@ pub async fn infer(
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(content = InferRequest, example = json!({"id": "1", "parameters": {"target": 0, "steps": 15},
-        "inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": ["iVBORw0KGgo…"]}]})),
+        "inputs": [{"name": "input-0", "shape": [1], "datatype": "BYTES", "data": [crate::routes::SEVEN_PNG_BASE64]}]})),
     responses(
         (status = 200, body = Object, example = json!({"id": "1", "model_name": "mnist", "model_version": "1.0", "outputs": [
             {"name": "explain", "datatype": "FP64", "shape": [1, 1, 28, 28], "data": [0.0, -0.0012, 0.0031]}]})),
@@ -198,7 +198,8 @@ pub async fn explain(
 ) -> Result<HttpResponse, KServeError> {
     let info = model.info();
     let (infer, instances) = read_request(&request, info, payload, &state).await?;
-    let outputs = chosen_outputs(&infer, &[EXPLAIN])?;
+    // TorchServe's kservev2 envelope answers the explanation whatever outputs the request names.
+    let outputs = chosen_outputs(&infer, &[EXPLAIN], true)?;
     let parameter = |name: &str| infer.parameters.get(name);
     let target = json_number(parameter("target"), "parameters.target")?;
     let steps = json_number(
@@ -256,48 +257,53 @@ struct ChosenOutput {
     binary: bool,
 }
 
-/// The outputs the request asks for among `known` (all of them when it names none).
+/// The outputs the request asks for among `known` (all of them when it names none); an unknown
+/// one is a 400, or with `ignore_unknown` is passed over (all of them when none is left).
 fn chosen_outputs(
     infer: &InferRequest,
     known: &[&'static str],
+    ignore_unknown: bool,
 ) -> Result<Vec<ChosenOutput>, ApiError> {
     let all_binary = infer
         .parameters
         .get("binary_data_output")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let Some(requested) = &infer.outputs else {
-        return Ok(known
+    let every = || {
+        known
             .iter()
             .map(|&name| ChosenOutput {
                 name,
                 binary: all_binary,
             })
-            .collect());
+            .collect()
     };
-    requested
+    let Some(requested) = &infer.outputs else {
+        return Ok(every());
+    };
+    let chosen: Vec<ChosenOutput> = requested
         .iter()
-        .map(|output| {
-            let name = known
-                .iter()
-                .copied()
-                .find(|known| *known == output.name)
-                .ok_or_else(|| {
-                    let names: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
-                    ApiError::BadRequest(format!(
-                        "unknown output `{}`: the outputs are {}",
-                        output.name,
-                        names.join(" and ")
-                    ))
-                })?;
+        .filter_map(|output| {
+            let Some(name) = known.iter().copied().find(|known| *known == output.name) else {
+                if ignore_unknown {
+                    return None;
+                }
+                let names: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
+                return Some(Err(ApiError::BadRequest(format!(
+                    "unknown output `{}`: the outputs are {}",
+                    output.name,
+                    names.join(" and ")
+                ))));
+            };
             let binary = output
                 .parameters
                 .get("binary_data")
                 .and_then(Value::as_bool)
                 .unwrap_or(all_binary);
-            Ok(ChosenOutput { name, binary })
+            Some(Ok(ChosenOutput { name, binary }))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(if chosen.is_empty() { every() } else { chosen })
 }
 
 /// An output's datatype, shape and values.

@@ -24,6 +24,7 @@ pub struct TensorMetadata {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = V2ModelMetadata)]
 pub struct ModelMetadata {
     #[schema(example = "mnist")]
     pub name: String,
@@ -63,7 +64,7 @@ pub struct InferInput {
     #[serde(default)]
     pub parameters: Map<String, Value>,
     /// Flat or nested; absent when the tensor travels as binary data.
-    #[schema(value_type = Object, example = json!(["iVBORw0KGgo…"]))]
+    #[schema(value_type = Option<Vec<Value>>, example = json!([crate::routes::SEVEN_PNG_BASE64]))]
     pub data: Option<Value>,
 }
 
