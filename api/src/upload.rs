@@ -222,7 +222,6 @@ fn json_depth(body: &[u8]) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 

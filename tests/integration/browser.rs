@@ -11,13 +11,10 @@ use crate::helpers::{data_dir, project_root, titanic_dir, upstream_weights, Serv
 const NODE_MODULES_VAR: &str = "MNIST_BROWSER_NODE_MODULES";
 
 #[test]
+#[ignore = "needs MNIST_BROWSER_NODE_MODULES (.ci/run sets it and runs ignored tests)"]
 fn a_drawn_digit_a_swagger_ui_upload_and_a_passenger_form_are_answered() {
-    let Some(node_modules) = data_dir(NODE_MODULES_VAR) else {
-        return;
-    };
-    let Some(titanic) = titanic_dir() else {
-        return;
-    };
+    let node_modules = data_dir(NODE_MODULES_VAR);
+    let titanic = titanic_dir();
     // The MAX model first (it answers /demo and the MAX routes), the Titanic example beside it.
     let models = format!(
         "mnist={},titanic={}",

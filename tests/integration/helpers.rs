@@ -144,7 +144,7 @@ pub fn max_model() -> LoadedModel {
 }
 
 /// TorchServe's example directory, or `None` (with a note) outside CI.
-pub fn torchserve_dir() -> Option<PathBuf> {
+pub fn torchserve_dir() -> PathBuf {
     data_dir(TORCHSERVE_DIR_VAR)
 }
 
@@ -160,62 +160,64 @@ pub fn load_model(path: &Path, name: Option<&str>) -> Arc<dyn Model> {
 }
 
 /// TorchServe's example `mnist.mar`, loaded once.
-pub fn torchserve_model() -> Option<Arc<dyn Model>> {
-    static MODEL: OnceLock<Option<Arc<dyn Model>>> = OnceLock::new();
+pub fn torchserve_model() -> Arc<dyn Model> {
+    static MODEL: OnceLock<Arc<dyn Model>> = OnceLock::new();
     MODEL
-        .get_or_init(|| torchserve_dir().map(|dir| load_model(&dir.join("mnist.mar"), None)))
+        .get_or_init(|| load_model(&torchserve_dir().join("mnist.mar"), None))
         .clone()
 }
 
 /// The Titanic example's directory, or `None` (with a note) outside CI.
-pub fn titanic_dir() -> Option<PathBuf> {
+pub fn titanic_dir() -> PathBuf {
     data_dir(TITANIC_DIR_VAR)
 }
 
 /// The Titanic example's `titanic.mar`, loaded once.
-pub fn titanic_model() -> Option<Arc<dyn Model>> {
-    static MODEL: OnceLock<Option<Arc<dyn Model>>> = OnceLock::new();
+pub fn titanic_model() -> Arc<dyn Model> {
+    static MODEL: OnceLock<Arc<dyn Model>> = OnceLock::new();
     MODEL
-        .get_or_init(|| titanic_dir().map(|dir| load_model(&dir.join("titanic.mar"), None)))
+        .get_or_init(|| load_model(&titanic_dir().join("titanic.mar"), None))
         .clone()
 }
 
 /// PyTorch's and Captum's outputs for the Titanic test files.
-pub fn titanic_reference() -> Option<Value> {
-    let path = titanic_dir()?.join("reference.json");
+pub fn titanic_reference() -> Value {
+    let path = titanic_dir().join("reference.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
-    Some(serde_json::from_str(&text).expect("reference JSON parses"))
+    serde_json::from_str(&text).expect("reference JSON parses")
 }
 
 /// A JSON file of TorchServe's example directory.
-pub fn torchserve_reference(name: &str) -> Option<Value> {
-    let path = torchserve_dir()?.join(name);
+pub fn torchserve_reference(name: &str) -> Value {
+    let path = torchserve_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
-    Some(serde_json::from_str(&text).expect("reference JSON parses"))
+    serde_json::from_str(&text).expect("reference JSON parses")
 }
 
-/// A directory named by `var`, or `None` (with a note) when it is unset outside CI. In CI a missing
-/// variable fails the test: `.ci/run` must set it.
-pub fn data_dir(var: &str) -> Option<PathBuf> {
+/// A directory (or file) named by `var`. The tests that need one are `#[ignore]`d, so that
+/// `cargo test` without the data lists them as ignored; `.ci/run` sets every variable and runs them
+/// all (`--include-ignored`), and an unset one fails the test, naming it.
+/// The directory `var` names when it is set: for fixtures to which the data only adds.
+pub fn data_dir_if_set(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).map(PathBuf::from)
+}
+
+pub fn data_dir(var: &str) -> PathBuf {
     match std::env::var_os(var) {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None if std::env::var_os("CI").is_some() => {
-            panic!("{var} is not set: .ci/run must set it")
-        }
+        Some(dir) => PathBuf::from(dir),
         None => {
-            eprintln!("note: {var} is not set, so the check that needs it is skipped");
-            None
+            panic!("{var} is not set: set it (.ci/run shows how), or run without --include-ignored")
         }
     }
 }
 
-pub fn reference(name: &str) -> Option<Value> {
-    let path = data_dir(REFERENCE_DIR_VAR)?.join(name);
+pub fn reference(name: &str) -> Value {
+    let path = data_dir(REFERENCE_DIR_VAR).join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
-    Some(serde_json::from_str(&text).expect("reference JSON parses"))
+    serde_json::from_str(&text).expect("reference JSON parses")
 }
 
 /// Checks an explanation against one item of a Captum reference file (`index`, `target`,
@@ -305,8 +307,8 @@ pub struct TestSet {
 }
 
 /// The MNIST test set (t10k), from the IDX files.
-pub fn mnist_test_set() -> Option<TestSet> {
-    let dir = data_dir(DATA_DIR_VAR)?;
+pub fn mnist_test_set() -> TestSet {
+    let dir = data_dir(DATA_DIR_VAR);
     let read = |name: &str, header: usize| -> Vec<u8> {
         let file =
             std::fs::File::open(dir.join(name)).unwrap_or_else(|err| panic!("open {name}: {err}"));
@@ -320,10 +322,10 @@ pub fn mnist_test_set() -> Option<TestSet> {
         .chunks_exact(PIXELS)
         .map(|chunk| chunk.try_into().expect("784 pixels"))
         .collect();
-    Some(TestSet {
+    TestSet {
         images,
         labels: read("t10k-labels-idx1-ubyte.gz", 8),
-    })
+    }
 }
 
 /// 28×28 8-bit grayscale PNG bytes.

@@ -11,10 +11,9 @@ use crate::helpers::{data_dir, project_root, torchserve_dir, upstream_weights, S
 const CLIENT_PYTHON_VAR: &str = "MNIST_CLIENT_PYTHON";
 
 #[test]
+#[ignore = "needs MNIST_CLIENT_PYTHON (.ci/run sets it and runs ignored tests)"]
 fn tritonclient_and_kserve_work_unchanged_on_each_model() {
-    let (Some(python), Some(torchserve)) = (data_dir(CLIENT_PYTHON_VAR), torchserve_dir()) else {
-        return;
-    };
+    let (python, torchserve) = (data_dir(CLIENT_PYTHON_VAR), torchserve_dir());
     let models = format!(
         "mnist={},max={}",
         torchserve.join("mnist.mar").display(),

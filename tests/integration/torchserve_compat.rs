@@ -74,10 +74,9 @@ impl Drop for StopOnDrop<'_> {
 /// command, the register `curl`, a v1 predict and explain, the model's health on the management
 /// port, TorchServe's metrics on its default metrics port, and `--stop`.
 #[test]
+#[ignore = "needs MNIST_TORCHSERVE_DIR (.ci/run sets it and runs ignored tests)"]
 fn the_kserve_guide_runs_with_only_the_program_name_changed() {
-    let Some(torchserve_data) = torchserve_dir() else {
-        return;
-    };
+    let torchserve_data = torchserve_dir();
     let dir = tempfile::tempdir().expect("temp dir");
     store_with_mnist(dir.path(), "model_store", &torchserve_data);
     std::fs::write(
@@ -176,10 +175,9 @@ fn the_kserve_guide_runs_with_only_the_program_name_changed() {
 /// a `model_snapshot`, with `inference_address == management_address` (one listener serves both,
 /// as `ModelServer.startRESTserver` does when the connectors are equal).
 #[test]
+#[ignore = "needs MNIST_TORCHSERVE_DIR (.ci/run sets it and runs ignored tests)"]
 fn kserves_snapshot_layout_serves_both_apis_on_one_listener() {
-    let Some(torchserve_data) = torchserve_dir() else {
-        return;
-    };
+    let torchserve_data = torchserve_dir();
     let dir = tempfile::tempdir().expect("temp dir");
     let store = store_with_mnist(dir.path(), "model-store", &torchserve_data);
     std::fs::create_dir_all(dir.path().join("config")).expect("config dir");
@@ -247,11 +245,9 @@ fn kserves_snapshot_layout_serves_both_apis_on_one_listener() {
 /// (`InferenceRequestHandler.handleRequest`) and `Requests2XX` once per response
 /// (`NettyUtils.sendHttpResponse`); read here by the Python `prometheus_client` parser.
 #[test]
+#[ignore = "needs MNIST_CLIENT_PYTHON (.ci/run sets it and runs ignored tests)"]
 fn torchserve_metrics_count_requests_as_its_frontend_does() {
-    let (Some(python), Some(torchserve_data)) = (data_dir("MNIST_CLIENT_PYTHON"), torchserve_dir())
-    else {
-        return;
-    };
+    let (python, torchserve_data) = (data_dir("MNIST_CLIENT_PYTHON"), torchserve_dir());
     let models = format!("mnist={}", torchserve_data.join("mnist.mar").display());
     let server = ServerProcess::serve(
         &["--models", &models, "--metrics-address", "127.0.0.1:0"],
@@ -305,16 +301,17 @@ fn torchserve_metrics_count_requests_as_its_frontend_does() {
         delta("ts_inference_requests_total", Some("mnist")),
         f64::from(n)
     );
-    // The first scrape's own answer is a 2XX response too.
-    assert_eq!(delta("Requests2XX", None), f64::from(n + 1));
-    assert_eq!(delta("Requests4XX", None), 0.0);
-    assert!(delta("ts_inference_latency_microseconds", Some("mnist")) > 0.0);
+    // The parser names a counter's samples `…_total`, as it does TorchServe's. The first scrape's
+    // own answer is a 2XX response too.
+    assert_eq!(delta("Requests2XX_total", None), f64::from(n + 1));
+    assert_eq!(delta("Requests4XX_total", None), 0.0);
+    assert!(delta("ts_inference_latency_microseconds_total", Some("mnist")) > 0.0);
     assert!(
         after
             .as_object()
             .expect("object")
             .keys()
-            .any(|key| key.starts_with("Requests2XX{")
+            .any(|key| key.starts_with("Requests2XX_total{")
                 && key.contains("\"Level\": \"Host\"")
                 && key.contains("\"Hostname\"")),
         "{after}"
@@ -450,10 +447,9 @@ fn config_properties_mistakes_are_named() {
 /// `job_queue_size` bounds the requests waiting for a model's runners; beyond it TorchServe
 /// answers 503 `ServiceUnavailableException` (`ModelManager.addJob` returning false).
 #[test]
+#[ignore = "needs MNIST_TORCHSERVE_DIR (.ci/run sets it and runs ignored tests)"]
 fn a_full_job_queue_is_a_503_and_the_server_keeps_serving() {
-    let Some(torchserve_data) = torchserve_dir() else {
-        return;
-    };
+    let torchserve_data = torchserve_dir();
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("config.properties"),
