@@ -45,22 +45,36 @@ fn read_ts_config(path: Option<&Path>) -> anyhow::Result<Option<TsConfig>> {
     Ok(Some(config))
 }
 
+/// The model store (the flag's, config.properties', config.toml's) and the models named for the
+/// start: `listed` from the command line (split as `--models` takes them), else config.properties'.
+fn store_and_models(
+    settings: &Settings,
+    ts: Option<&TsConfig>,
+    store_flag: Option<&Path>,
+    listed: Option<&[String]>,
+) -> anyhow::Result<(std::path::PathBuf, Option<Vec<String>>)> {
+    let store = store_flag
+        .map(Path::to_path_buf)
+        .or_else(|| ts.and_then(|ts| ts.model_store.clone()))
+        .unwrap_or_else(|| settings.model_store.clone());
+    let named = match (listed, ts) {
+        (Some(listed), _) => Some(ts_config::model_list(&listed.join(","), non_empty(&store))?),
+        (None, Some(ts)) => ts.models(non_empty(&store))?,
+        (None, None) => None,
+    };
+    Ok((store, named))
+}
+
 /// `max-mnist serve`.
 pub fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<Launch> {
     let ts = read_ts_config(args.ts_config.as_deref())?;
     let ts = ts.as_ref();
-    let store = args
-        .model_store
-        .clone()
-        .or_else(|| ts.and_then(|ts| ts.model_store.clone()))
-        .unwrap_or_else(|| settings.model_store.clone());
-    let named = match &args.models {
-        Some(models) => Some(models.clone()),
-        None => match ts {
-            Some(ts) => ts.models(non_empty(&store))?,
-            None => None,
-        },
-    };
+    let (store, named) = store_and_models(
+        settings,
+        ts,
+        args.model_store.as_deref(),
+        args.models.as_deref(),
+    )?;
     let models = models::to_load(
         settings,
         named.as_deref(),
@@ -154,18 +168,12 @@ pub fn torchserve(settings: &Settings, args: &TorchServeArgs) -> anyhow::Result<
     }
     let ts = read_ts_config(args.ts_config.as_deref())?;
     let ts = ts.as_ref();
-    let store = args
-        .model_store
-        .clone()
-        .or_else(|| ts.and_then(|ts| ts.model_store.clone()))
-        .unwrap_or_else(|| settings.model_store.clone());
-    let named = match &args.models {
-        Some(models) => Some(ts_config::model_list(&models.join(","), non_empty(&store))?),
-        None => match ts {
-            Some(ts) => ts.models(non_empty(&store))?,
-            None => None,
-        },
-    };
+    let (store, named) = store_and_models(
+        settings,
+        ts,
+        args.model_store.as_deref(),
+        args.models.as_deref(),
+    )?;
     let models = models::to_load(settings, named.as_deref(), &store, None, false)?;
     let default = |port| Address {
         host: LOOPBACK.to_owned(),

@@ -308,7 +308,7 @@ pub fn model_list(load: &str, store: Option<&Path>) -> anyhow::Result<Vec<String
     Ok(load
         .split(',')
         .map(str::trim)
-        .filter(|entry| !entry.is_empty() && !entry.ends_with('='))
+        .filter(|entry| !entry.is_empty())
         .map(str::to_owned)
         .collect())
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -404,16 +404,6 @@ fn the_server_answers_and_stops_cleanly_on_sigterm() {
         .status()
         .expect("kill");
     assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the server did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.wait_for_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}\n{}", server.log());
 }

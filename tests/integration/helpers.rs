@@ -705,6 +705,22 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Its exit status, within `limit` (a failed test otherwise).
+    pub fn wait_for_exit(&mut self, limit: std::time::Duration) -> std::process::ExitStatus {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the server did not stop within {limit:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The management API's address, from the log (logged before the server is up).
     pub fn management_url(&self) -> Option<String> {
         logged_address(&self.log(), "management API on ")

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -58,6 +58,27 @@ fn torchserve(dir: &Path, args: &[&str]) -> (std::process::ExitStatus, String, S
         .expect("run max-mnist torchserve");
     let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     (status, read(&stdout_path), read(&stderr_path))
+}
+
+/// `torchserve --foreground` in `dir` with a `config.properties` of `settings` after three
+/// loopback addresses of its own (port 0), and `args`.
+fn serve_torchserve(dir: &Path, settings: &str, args: &[&str]) -> ServerProcess {
+    std::fs::write(
+        dir.join("config.properties"),
+        format!("inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.2:0\nmetrics_address=http://127.0.0.3:0\n{settings}"),
+    )
+    .expect("write config.properties");
+    let command = [
+        &[
+            "torchserve",
+            "--foreground",
+            "--ts-config",
+            "config.properties",
+        ],
+        args,
+    ]
+    .concat();
+    ServerProcess::run(dir, &command, &[("TMPDIR", dir.to_str().expect("UTF-8"))])
 }
 
 /// `torchserve --stop` when the test ends, however it ends.
@@ -333,23 +354,10 @@ fn torchserve_metrics_count_requests_as_its_frontend_does() {
 #[test]
 fn an_empty_start_serves_nothing_and_says_how_to_register() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("config.properties"),
-        "inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.2:0\nmetrics_address=http://127.0.0.3:0\nload_models=\n",
-    )
-    .expect("write");
-    let server = ServerProcess::run(
+    let server = serve_torchserve(
         dir.path(),
-        &[
-            "torchserve",
-            "--foreground",
-            "--ncs",
-            "--ts-config",
-            "config.properties",
-            "--model-store",
-            ".",
-        ],
-        &[("TMPDIR", dir.path().to_str().expect("UTF-8"))],
+        "load_models=\n",
+        &["--ncs", "--model-store", "."],
     );
     let http = client();
     let ping: Value = http
@@ -543,17 +551,7 @@ fn sigint_drains_requests_in_flight() {
         server.log()
     );
     assert!(answer.contains("\"prediction\":7"), "{answer}");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no exit after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server.wait_for_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}\n{}", server.log());
 }
 
@@ -563,22 +561,10 @@ fn sigint_drains_requests_in_flight() {
 #[test]
 fn enable_model_api_false_refuses_registration_with_a_405() {
     let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("config.properties"),
-        "inference_address=http://127.0.0.1:0\nmanagement_address=http://127.0.0.2:0\nmetrics_address=http://127.0.0.3:0\nenable_model_api=false\n",
-    )
-    .expect("write");
-    let server = ServerProcess::run(
+    let server = serve_torchserve(
         dir.path(),
-        &[
-            "torchserve",
-            "--foreground",
-            "--ts-config",
-            "config.properties",
-            "--model-store",
-            ".",
-        ],
-        &[("TMPDIR", dir.path().to_str().expect("UTF-8"))],
+        "enable_model_api=false\n",
+        &["--model-store", "."],
     );
     let management = server.management_url().expect("management");
     let http = client();
