@@ -2,6 +2,8 @@
 //! max-pool 2 → 9216 → fc1(128) → ReLU → fc2(10) → log_softmax, on images normalised as
 //! (x/255 − 0.1307)/0.3081. (Its dropout is inactive in inference.)
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod kernel;
 
 use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
