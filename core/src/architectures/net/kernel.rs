@@ -169,6 +169,21 @@ impl NetKernel {
         })
     }
 
+    /// The same kernel on `gemm`'s products, as on a CPU without AVX-512.
+    #[cfg(test)]
+    pub(super) fn on_gemm(&self) -> Self {
+        Self {
+            simd: Simd::Gemm,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the forward pass runs the AVX-512 micro-kernels.
+    #[cfg(test)]
+    pub(super) fn uses_avx512(&self) -> bool {
+        self.simd != Simd::Gemm
+    }
+
     /// The log-probabilities of each normalised 28 × 28 image.
     pub fn log_probabilities(&self, images: &[&[f32; PIXELS]]) -> Vec<[f32; CLASSES]> {
         let mut features = vec![0f32; images.len() * FEATURES];
