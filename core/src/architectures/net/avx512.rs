@@ -10,11 +10,7 @@
 //! Every function checks the lengths of its slices against Net's fixed shapes before it reads
 //! through raw pointers; the shapes come from the network, never from a request.
 
-use std::arch::x86_64::{
-    __m512, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_compressstoreu_epi32,
-    _mm512_max_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32, _mm512_setzero_ps,
-    _mm512_storeu_ps, _CMP_GT_OQ, _CMP_NEQ_UQ,
-};
+use std::arch::x86_64::*;
 
 use super::{C1, C2, FLAT as FEATURES, HIDDEN, KERNEL, POOLED, SIDE, SIDE1, SIDE2};
 
@@ -274,6 +270,169 @@ unsafe fn fc1_tile<const R: usize>(
                     hidden.as_mut_ptr().add(image * HIDDEN + units + v * LANES),
                     acc,
                 );
+            }
+        }
+    }
+}
+
+/// fc1's backward product: for each node n and feature f with `wanted[n · 9216 + f]`,
+/// `d_features[n · 9216 + f]` = Σ_unit `d_hidden[n · 128 + unit]` · `weights[f · 128 + unit]`;
+/// the other entries are left as they are. Each wanted row of the weights is read once for all
+/// the nodes.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn fc1_backward(
+    d_hidden: &[f32],
+    weights: &[f32],
+    wanted: &[bool],
+    d_features: &mut [f32],
+) {
+    let nodes = d_hidden.len() / HIDDEN;
+    assert!(
+        d_hidden.len() == nodes * HIDDEN
+            && weights.len() == FEATURES * HIDDEN
+            && wanted.len() == nodes * FEATURES
+            && d_features.len() == nodes * FEATURES
+    );
+    const V: usize = HIDDEN / LANES;
+    // SAFETY: f < 9216 and n < nodes, so the weight row f · 128 + 128 ≤ 9216 · 128, a d_hidden
+    // row n · 128 + 128 ≤ nodes · 128, and n · 9216 + f < nodes · 9216 (lengths checked above).
+    unsafe {
+        for f in 0..FEATURES {
+            if !(0..nodes).any(|n| *wanted.get_unchecked(n * FEATURES + f)) {
+                continue;
+            }
+            let row = weights.as_ptr().add(f * HIDDEN);
+            let w: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(row.add(v * LANES)));
+            for n in 0..nodes {
+                if !*wanted.get_unchecked(n * FEATURES + f) {
+                    continue;
+                }
+                let d = d_hidden.as_ptr().add(n * HIDDEN);
+                let mut acc = _mm512_mul_ps(w[0], _mm512_loadu_ps(d));
+                for (v, &w) in w.iter().enumerate().skip(1) {
+                    acc = _mm512_fmadd_ps(w, _mm512_loadu_ps(d.add(v * LANES)), acc);
+                }
+                *d_features.get_unchecked_mut(n * FEATURES + f) = _mm512_reduce_add_ps(acc);
+            }
+        }
+    }
+}
+
+/// conv2's and conv1's ReLU's backward pass for one node, added into `sums` with its quadrature
+/// `weight`: for each conv2 position p that `carries` a gradient, the 288 gradients of its input
+/// patch, Σ_channel `d_conv2[p · 64 + channel]` · `weights_t[channel · 288 ..]`, each kept where
+/// conv1's output was `positive` (ReLU's derivative), times `weight`, added into `sums` (26 × 26
+/// × 32, channels-last) at the inputs of the patch. `weights_t` is `[out channel][tap · 32 + in
+/// channel]`, 64 × 288.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn conv2_backward(
+    d_conv2: &[f32],
+    carries: &[bool],
+    weights_t: &[f32],
+    positive: &[u32],
+    weight: f32,
+    sums: &mut [f32],
+) {
+    const PATCH: usize = TAPS * C1;
+    const V: usize = PATCH / LANES;
+    assert!(
+        d_conv2.len() == POSITIONS2 * C2
+            && carries.len() == POSITIONS2
+            && weights_t.len() == C2 * PATCH
+            && positive.len() == POSITIONS1
+            && sums.len() == POSITIONS1 * C1
+    );
+    // SAFETY: p < 576 and channel < 64 index d_conv2 (576 × 64); a weights_t row channel · 288 +
+    // 288 ≤ 64 · 288; an input position (y + ky) · 26 + x + kx < 676 indexes `positive` and, times
+    // 32 plus 32, `sums` (lengths checked above).
+    unsafe {
+        let weight = _mm512_set1_ps(weight);
+        for p in 0..POSITIONS2 {
+            if !*carries.get_unchecked(p) {
+                continue;
+            }
+            let mut acc = [_mm512_setzero_ps(); V];
+            for channel in 0..C2 {
+                let g = *d_conv2.get_unchecked(p * C2 + channel);
+                if g == 0.0 {
+                    continue;
+                }
+                let g = _mm512_set1_ps(g);
+                let row = weights_t.as_ptr().add(channel * PATCH);
+                for (v, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm512_fmadd_ps(g, _mm512_loadu_ps(row.add(v * LANES)), *acc);
+                }
+            }
+            let (y, x) = (p / SIDE2, p % SIDE2);
+            for tap in 0..TAPS {
+                let q = (y + tap / KERNEL) * SIDE1 + x + tap % KERNEL;
+                let bits = *positive.get_unchecked(q);
+                let to = sums.as_mut_ptr().add(q * C1);
+                for half in 0..2 {
+                    let mask = (bits >> (half * LANES)) as u16;
+                    let sum = _mm512_loadu_ps(to.add(half * LANES));
+                    let sum = _mm512_mask3_fmadd_ps(weight, acc[tap * 2 + half], sum, mask);
+                    _mm512_storeu_ps(to.add(half * LANES), sum);
+                }
+            }
+        }
+    }
+}
+
+/// Bias, ReLU and 2 × 2 max-pooling of conv2's output (24 × 24 × 64, channels-last) into
+/// `features` (12 × 12 × 64), and in `from` for each feature the conv2 position (0..576) of its
+/// window's maximum, the first of equal ones as in PyTorch, or `not_pooled` where ReLU cut the
+/// feature to zero.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn relu_pool_traced(
+    conv2: &[f32],
+    bias: &[f32],
+    features: &mut [f32],
+    from: &mut [u16],
+) {
+    assert!(
+        conv2.len() == POSITIONS2 * C2
+            && bias.len() == C2
+            && features.len() == FEATURES
+            && from.len() == FEATURES
+    );
+    // SAFETY: a corner position < 576 indexes conv2 (576 × 64) and a pooled position < 144
+    // indexes features and from (144 × 64), each 16 channels at a time (lengths checked above).
+    unsafe {
+        let zero = _mm512_setzero_ps();
+        let none = _mm512_set1_epi32(i32::from(super::kernel::NOT_POOLED));
+        for pooled in 0..POOLED * POOLED {
+            let (py, px) = (pooled / POOLED, pooled % POOLED);
+            let corners = [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .map(|(dy, dx)| (2 * py + dy) * SIDE2 + 2 * px + dx);
+            for v in 0..C2 / LANES {
+                let load = |at: usize| _mm512_loadu_ps(conv2.as_ptr().add(at * C2 + v * LANES));
+                let mut best = load(corners[0]);
+                let mut at = _mm512_set1_epi32(corners[0] as i32);
+                for &corner in &corners[1..] {
+                    let value = load(corner);
+                    let greater = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, best);
+                    best = _mm512_mask_blend_ps(greater, best, value);
+                    at = _mm512_mask_blend_epi32(greater, at, _mm512_set1_epi32(corner as i32));
+                }
+                let value = _mm512_add_ps(best, _mm512_loadu_ps(bias.as_ptr().add(v * LANES)));
+                let kept = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(value, zero);
+                let to = pooled * C2 + v * LANES;
+                _mm512_storeu_ps(
+                    features.as_mut_ptr().add(to),
+                    _mm512_maskz_mov_ps(kept, value),
+                );
+                let at = _mm512_mask_blend_epi32(kept, none, at);
+                _mm256_storeu_si256(from.as_mut_ptr().add(to).cast(), _mm512_cvtepi32_epi16(at));
             }
         }
     }

@@ -58,6 +58,8 @@ pub struct NetKernel {
     conv1_b: Vec<f32>,
     /// `[tap · 32 + in channel][out channel]`: 288 × 64.
     conv2_w: Aligned,
+    /// `[out channel][tap · 32 + in channel]`: 64 × 288, for the backward pass.
+    conv2_wt: Aligned,
     conv2_b: Vec<f32>,
     /// `[feature][hidden unit]`, features channels-last: 9216 × 128. As the transpose of a
     /// column-major matrix, `gemm` uses it without repacking its 4.7 MB at every call.
@@ -160,6 +162,7 @@ impl NetKernel {
             simd: Simd::detect(),
             conv1_w,
             conv1_b: p.conv1_b.to_vec(),
+            conv2_wt: Aligned::new(&transpose(&conv2_w, PATCH, C2)),
             conv2_w: Aligned::new(&conv2_w),
             conv2_b: p.conv2_b.to_vec(),
             fc1_w: Aligned::new(&fc1_w),
@@ -282,9 +285,15 @@ impl NetKernel {
 
     /// [`Self::relu_pool`], also giving where each pooled value came from (see [`Trace`]). Ties go
     /// to the first maximum in the window, as in PyTorch.
-    fn relu_pool_traced(&self, conv2: &[f32], out: &mut [f32]) -> Vec<Option<u16>> {
+    fn relu_pool_traced(&self, conv2: &[f32], out: &mut [f32]) -> Vec<u16> {
+        let mut from = vec![NOT_POOLED; FEATURES];
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only where the CPU supports AVX-512F.
+            unsafe { avx512::relu_pool_traced(conv2, &self.conv2_b, out, &mut from) };
+            return from;
+        }
         let mut features = Vec::with_capacity(FEATURES);
-        let mut from = Vec::with_capacity(FEATURES);
         for pooled in 0..POOLED * POOLED {
             let corners = pool_corners(pooled);
             for (co, &bias) in self.conv2_b.iter().enumerate() {
@@ -297,11 +306,10 @@ impl NetKernel {
                 }
                 let value = best.0 + bias;
                 if value > 0.0 {
+                    from[features.len()] = u16::try_from(best.1).unwrap_or(NOT_POOLED);
                     features.push(value);
-                    from.push(u16::try_from(best.1).ok());
                 } else {
                     features.push(0.0);
-                    from.push(None);
                 }
             }
         }
@@ -382,22 +390,66 @@ impl NetKernel {
         let mut weighted_d_conv1 = vec![0f32; POSITIONS1 * C1];
         for nodes in nodes.chunks(PATH_BATCH) {
             let traces = self.traced(image, nodes);
-            let d_features = self.feature_gradients(&traces, target);
-            for ((trace, d_features), &(_, weight)) in traces
-                .iter()
-                .zip(d_features.chunks_exact(FEATURES))
-                .zip(nodes)
-            {
-                let d_conv1 = self.conv1_output_gradient(trace, d_features);
-                for (position, (sums, d)) in weighted_d_conv1
-                    .chunks_exact_mut(C1)
-                    .zip(d_conv1.chunks_exact(C1))
-                    .enumerate()
-                {
-                    let positive = trace.positive[position];
-                    for (channel, (sum, d)) in sums.iter_mut().zip(d).enumerate() {
-                        if positive >> channel & 1 == 1 {
-                            *sum += weight as f32 * d;
+            let d_hidden = self.hidden_gradients(&traces, target);
+            let weights = nodes.iter().map(|&(_, weight)| weight as f32);
+            match self.simd {
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => {
+                    let mut wanted = vec![false; traces.len() * FEATURES];
+                    for (trace, wanted) in traces.iter().zip(wanted.chunks_exact_mut(FEATURES)) {
+                        for (wanted, from) in wanted.iter_mut().zip(&trace.pooled_from) {
+                            *wanted = *from != NOT_POOLED;
+                        }
+                    }
+                    let mut d_features = vec![0f32; traces.len() * FEATURES];
+                    // SAFETY: `Simd::Avx512` is chosen only where the CPU supports AVX-512F.
+                    unsafe {
+                        avx512::fc1_backward(&d_hidden, &self.fc1_w, &wanted, &mut d_features)
+                    };
+                    for ((trace, d_features), weight) in traces
+                        .iter()
+                        .zip(d_features.chunks_exact(FEATURES))
+                        .zip(weights)
+                    {
+                        let (d_conv2, carries) = conv2_output_gradient(trace, d_features);
+                        // SAFETY: as above.
+                        unsafe {
+                            avx512::conv2_backward(
+                                &d_conv2,
+                                &carries,
+                                &self.conv2_wt,
+                                &trace.positive,
+                                weight,
+                                &mut weighted_d_conv1,
+                            )
+                        };
+                    }
+                }
+                Simd::Gemm => {
+                    let mut d_features = vec![0f32; traces.len() * FEATURES];
+                    matmul(
+                        &mut d_features,
+                        Matrix::rows(&d_hidden, traces.len(), HIDDEN),
+                        Matrix::transposed(&self.fc1_w, HIDDEN, FEATURES),
+                        false,
+                    );
+                    for ((trace, d_features), weight) in traces
+                        .iter()
+                        .zip(d_features.chunks_exact(FEATURES))
+                        .zip(weights)
+                    {
+                        let d_conv1 = self.conv1_output_gradient(trace, d_features);
+                        for (position, (sums, d)) in weighted_d_conv1
+                            .chunks_exact_mut(C1)
+                            .zip(d_conv1.chunks_exact(C1))
+                            .enumerate()
+                        {
+                            let positive = trace.positive[position];
+                            for (channel, (sum, d)) in sums.iter_mut().zip(d).enumerate() {
+                                if positive >> channel & 1 == 1 {
+                                    *sum += weight * d;
+                                }
+                            }
                         }
                     }
                 }
@@ -443,9 +495,8 @@ impl NetKernel {
         traces
     }
 
-    /// ∂log_probability[target]/∂features for each trace, one row of 9216 each: fc2's and ReLU's
-    /// gradients, then one product by fc1's weights for all of them.
-    fn feature_gradients(&self, traces: &[Trace], target: usize) -> Vec<f32> {
+    /// ∂log_probability[target]/∂(fc1's output before ReLU) for each trace, one row of 128 each.
+    fn hidden_gradients(&self, traces: &[Trace], target: usize) -> Vec<f32> {
         let mut d_hidden = vec![0f32; traces.len() * HIDDEN];
         for (trace, d_hidden) in traces.iter().zip(d_hidden.chunks_exact_mut(HIDDEN)) {
             // log_softmax: ∂/∂logit_k = [k = target] − softmax_k.
@@ -462,29 +513,14 @@ impl NetKernel {
                 }
             }
         }
-        let mut d_features = vec![0f32; traces.len() * FEATURES];
-        matmul(
-            &mut d_features,
-            Matrix::rows(&d_hidden, traces.len(), HIDDEN),
-            Matrix::transposed(&self.fc1_w, HIDDEN, FEATURES),
-            false,
-        );
-        d_features
+        d_hidden
     }
 
     /// ∂log_probability[target]/∂(conv1's output after ReLU), channels-last, from the gradients
     /// of the features. Only the conv2 positions some feature was pooled from carry a gradient (at
     /// most one in four), so only their rows of the product by conv2's weights are computed.
     fn conv1_output_gradient(&self, trace: &Trace, d_features: &[f32]) -> Vec<f32> {
-        let mut d_conv2 = vec![0f32; POSITIONS2 * C2];
-        let mut carries = [false; POSITIONS2];
-        for (i, (&d, from)) in d_features.iter().zip(&trace.pooled_from).enumerate() {
-            if let Some(position) = from {
-                let position = usize::from(*position);
-                d_conv2[position * C2 + i % C2] = d;
-                carries[position] = true;
-            }
-        }
+        let (d_conv2, carries) = conv2_output_gradient(trace, d_features);
         let positions: Vec<usize> = (0..POSITIONS2).filter(|&p| carries[p]).collect();
         let mut d_rows = Vec::with_capacity(positions.len() * C2);
         for &p in &positions {
@@ -511,13 +547,31 @@ impl NetKernel {
     }
 }
 
+/// ∂log_probability[target]/∂(conv2's output), channels-last, from the gradients of the features
+/// (max-pooling's and ReLU's backward pass), and which of conv2's positions carry any.
+fn conv2_output_gradient(trace: &Trace, d_features: &[f32]) -> (Vec<f32>, [bool; POSITIONS2]) {
+    let mut d_conv2 = vec![0f32; POSITIONS2 * C2];
+    let mut carries = [false; POSITIONS2];
+    for (i, (&d, from)) in d_features.iter().zip(&trace.pooled_from).enumerate() {
+        if *from != NOT_POOLED {
+            let position = usize::from(*from);
+            d_conv2[position * C2 + i % C2] = d;
+            carries[position] = true;
+        }
+    }
+    (d_conv2, carries)
+}
+
+/// In [`Trace::pooled_from`], a feature that ReLU cut to zero, so that no gradient flows from it.
+pub(super) const NOT_POOLED: u16 = u16::MAX;
+
 /// What the backward pass needs of one forward pass.
 struct Trace {
     /// For each of conv1's positions, a bit mask of its channels above zero after ReLU.
     positive: Vec<u32>,
     /// For each pooled conv2 output (channels-last), the position (0..576) of its maximum, or
-    /// `None` where ReLU cut it to zero.
-    pooled_from: Vec<Option<u16>>,
+    /// [`NOT_POOLED`] where ReLU cut it to zero.
+    pooled_from: Vec<u16>,
     /// fc1's output before ReLU.
     hidden: Vec<f32>,
     log_probabilities: [f32; CLASSES],
@@ -548,6 +602,13 @@ pub fn log_softmax(logits: &[f32; CLASSES]) -> [f32; CLASSES] {
     let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
     let log_sum = sum.ln();
     logits.map(|l| l - max - log_sum)
+}
+
+/// The transpose of the row-major `rows × cols` matrix in `values`.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols * rows)
+        .map(|i| values[(i % rows) * cols + i / rows])
+        .collect()
 }
 
 /// A slice of `f32` starting on a 64-byte boundary, so that no 16-lane load of a row of 16, 64 or
