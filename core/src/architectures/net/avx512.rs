@@ -239,24 +239,35 @@ unsafe fn fc1_tile<const R: usize>(
     hidden: &mut [f32],
     units: usize,
 ) {
+    const V: usize = FC1_UNITS / LANES;
     assert!(
         features.len() == R * FEATURES
             && hidden.len() == R * HIDDEN
             && weights.len() == FEATURES * HIDDEN
-            && units + FC1_UNITS <= HIDDEN
+            && units + V * LANES <= HIDDEN
             && ks.iter().all(|&k| (k as usize) < FEATURES)
     );
+    // The rows of `ks` are scattered, so the hardware prefetchers do not see them coming.
+    const AHEAD: usize = 8;
     // SAFETY: k < 9216 (checked above), so image · 9216 + k < R · 9216 and the weight row k · 128 +
     // units + 64 ≤ 9216 · 128; a hidden row's units..units + 64 lie within its 128.
+    // Prefetching reads nothing.
     unsafe {
-        let mut acc: [[__m512; 4]; R] = std::array::from_fn(|image| {
-            [0, 1, 2, 3]
-                .map(|v| _mm512_loadu_ps(hidden.as_ptr().add(image * HIDDEN + units + v * LANES)))
+        let mut acc: [[__m512; V]; R] = std::array::from_fn(|image| {
+            std::array::from_fn(|v| {
+                _mm512_loadu_ps(hidden.as_ptr().add(image * HIDDEN + units + v * LANES))
+            })
         });
-        for &k in ks {
+        for (i, &k) in ks.iter().enumerate() {
+            if let Some(&next) = ks.get(i + AHEAD) {
+                let row = weights.as_ptr().add(next as usize * HIDDEN + units);
+                for v in 0..V {
+                    _mm_prefetch::<_MM_HINT_T0>(row.add(v * LANES).cast());
+                }
+            }
             let k = k as usize;
             let row = weights.as_ptr().add(k * HIDDEN + units);
-            let w = [0, 1, 2, 3].map(|v| _mm512_loadu_ps(row.add(v * LANES)));
+            let w: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(row.add(v * LANES)));
             for (image, acc) in acc.iter_mut().enumerate() {
                 let f = _mm512_set1_ps(*features.get_unchecked(image * FEATURES + k));
                 for (acc, &w) in acc.iter_mut().zip(&w) {

@@ -1,7 +1,12 @@
 //! Net's forward pass, and the gradient of one log-probability with respect to the input, on the
-//! CPU. conv1 (32 channels, 9 taps) is a direct convolution; conv2 and the linear layers, 96 % of the
-//! ~12 M multiply-adds, are matrix products ([`crate::matmul`]): conv2 as one product per image of
-//! its 576 input patches (im2col) by its 288 × 64 weights.
+//! CPU, on one of two paths chosen once, at load:
+//! - where the CPU has AVX-512F, the micro-kernels of [`super::avx512`]: conv2 as one implicit
+//!   im2col product of the batch's patches by its 288 × 64 weights, tile by tile, and fc1 as one
+//!   product of the batch's features by its weights, both skipping the inputs ReLU left at zero;
+//! - elsewhere (AVX2 or not x86 at all), matrix products by the `gemm` crate ([`crate::matmul`]):
+//!   conv2 as one product per image of its 576 input patches by its weights, fc1 one for the batch.
+//!
+//! Both sum the same terms; their results differ by rounding only (within 10⁻⁵, tested).
 //!
 //! Activations are kept channels-last (`[row][column][channel]`) so that a patch is 3 × 3 runs of
 //! 32 contiguous channels; fc1's columns are permuted once, at load, from PyTorch's channels-first
