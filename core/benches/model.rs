@@ -191,7 +191,10 @@ fn net_benches(c: &mut Criterion) {
                 .map(|image| {
                     ModelInput(
                         (0..28 * 28)
-                            .map(|i| ((image * 7919 + i * 104_729) % 256) as f32 / 80.0 - 0.42)
+                            .map(|i| {
+                                let hash = ((image * 784 + i) as u32).wrapping_mul(2_654_435_761);
+                                (hash >> 24) as f32 / 80.0 - 0.42
+                            })
                             .collect(),
                     )
                 })
