@@ -324,6 +324,35 @@ mod tests {
     }
 
     #[test]
+    fn extreme_pixels_neither_panic_nor_disturb_their_neighbours_in_a_batch() {
+        let (model, _) = model(23);
+        let mut inputs: Vec<ModelInput> = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30]
+            .iter()
+            .map(|&v| ModelInput(vec![v; PIXELS]))
+            .collect();
+        let mut one_hot = digit_like_images(3, 1).remove(0);
+        one_hot.0[400] = f32::INFINITY;
+        inputs.push(one_hot);
+        let sane = digit_like_images(4, 1).remove(0);
+        inputs.push(sane.clone());
+        let images = pixels(&inputs);
+        for kernel in [model.kernel.clone(), model.kernel.on_gemm()] {
+            let outputs = kernel.log_probabilities(&images);
+            assert_eq!(outputs.len(), images.len());
+            let alone = kernel.log_probabilities(&pixels(std::slice::from_ref(&sane)))[0];
+            let last = outputs[images.len() - 1];
+            assert!(last.iter().all(|v| v.is_finite()), "{last:?}");
+            for (a, b) in alone.iter().zip(&last) {
+                assert!((a - b).abs() <= 1e-5, "{a} alone, {b} after extreme images");
+            }
+            for image in &images {
+                let gradient = kernel.path_gradient(image, 3, &[(0.5, 0.5), (1.0, 0.5)]);
+                assert_eq!(gradient.len(), PIXELS);
+            }
+        }
+    }
+
+    #[test]
     fn the_gradient_matches_finite_differences() {
         let (model, _) = model(5);
         let input = random_images(99, 1).remove(0);
