@@ -1,6 +1,6 @@
 //! Net's layers as AVX-512 micro-kernels, for CPUs that have AVX-512F (chosen at run time by
-//! [`super::kernel::NetKernel`]). Each keeps a tile of outputs in `zmm` registers across the whole
-//! sum, 16 channels to a register, and broadcasts one input at a time.
+//! [`super::kernel::NetKernel`]). Each keeps a tile of outputs in `zmm` registers, 16 channels to a
+//! register, across its sum (fc1: across a block of it), and broadcasts one input at a time.
 //!
 //! ReLU leaves many of conv2's and fc1's inputs at exactly zero (most of an MNIST digit's
 //! background), and a term 0 · w leaves a finite sum unchanged, bit for bit; so the sums here run
@@ -20,12 +20,17 @@ const PIXELS: usize = SIDE * SIDE;
 const POSITIONS1: usize = SIDE1 * SIDE1;
 const POSITIONS2: usize = SIDE2 * SIDE2;
 /// Images per tile of fc1: 6 × 4 registers of accumulators.
-pub const FC1_TILE: usize = 6;
+const FC1_TILE: usize = 6;
 /// fc1's 128 units are done 64 (4 registers) at a time.
 const FC1_UNITS: usize = 64;
 /// Features per block of fc1's sum: the block's 512 KB of weights stay in L2 while every tile of
 /// the batch uses them.
 const FC1_BLOCK: usize = 1024;
+const _: () = assert!(
+    FEATURES.is_multiple_of(FC1_BLOCK)
+        && FC1_BLOCK.is_multiple_of(LANES)
+        && HIDDEN.is_multiple_of(FC1_UNITS)
+);
 
 /// conv1 → ReLU of one image into `out`, channels-last (26 × 26 × 32), and in `positive` for each
 /// position a bit mask of its channels above zero.
@@ -158,7 +163,7 @@ pub unsafe fn fc1(features: &[f32], weights: &[f32], hidden: &mut [f32]) {
     let mut nonzero = vec![0u32; tiles * FEATURES];
     let mut block_starts = vec![0usize; tiles * (FEATURES / FC1_BLOCK + 1)];
     for tile in 0..tiles {
-        let images = tile * FC1_TILE..(batch).min((tile + 1) * FC1_TILE);
+        let images = tile * FC1_TILE..batch.min((tile + 1) * FC1_TILE);
         let list = &mut nonzero[tile * FEATURES..(tile + 1) * FEATURES];
         let starts =
             &mut block_starts[tile * (FEATURES / FC1_BLOCK + 1)..][..FEATURES / FC1_BLOCK + 1];
@@ -221,7 +226,7 @@ unsafe fn nonzero_features(features: &[f32], list: &mut [u32], starts: &mut [usi
                 let v = _mm512_loadu_ps(features.as_ptr().add(image * FEATURES + k));
                 any |= _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, zero);
             }
-            let indices = std::arch::x86_64::_mm512_add_epi32(lanes, _mm512_set1_epi32(k as i32));
+            let indices = _mm512_add_epi32(lanes, _mm512_set1_epi32(k as i32));
             _mm512_mask_compressstoreu_epi32(list.as_mut_ptr().add(count).cast(), any, indices);
             count += any.count_ones() as usize;
         }

@@ -31,7 +31,7 @@ const POSITIONS2: usize = SIDE2 * SIDE2;
 /// matrix product reads them once for all.
 const SPARSE_FC1_BELOW: usize = 4;
 /// The most quadrature nodes of an explanation whose forward passes run as one batch: enough to
-/// read fc1's weights once for many, few enough to bound the traces kept (~80 KB a node).
+/// read fc1's weights once for many, few enough to bound what the backward pass keeps (~100 KB a node).
 const PATH_BATCH: usize = 16;
 
 /// The instructions the forward pass runs on, chosen once, when the weights are loaded.
@@ -535,7 +535,7 @@ impl NetKernel {
         matmul(
             &mut d_patches,
             Matrix::rows(&d_rows, positions.len(), C2),
-            Matrix::transposed(&self.conv2_w, C2, PATCH),
+            Matrix::rows(&self.conv2_wt, C2, PATCH),
             false,
         );
         let mut d_conv1 = vec![0f32; POSITIONS1 * C1];
