@@ -1,7 +1,7 @@
 //! `cargo bench -p max-mnist-core`: the models' costs — the header peek that decides where a
 //! request runs, decoding, the MNIST-style normalisation, the forward passes at batch 1 and 64
-//! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel and
-//! candle's layers), Integrated Gradients explanations, and the Titanic model on a 100-row CSV.
+//! (MyConvNet: fused kernel, the kernel as a candle custom op, candle's layers; Net: its kernel on
+//! the sample 7 and on dense noise, and candle's layers), Integrated Gradients explanations, and the Titanic model on a 100-row CSV.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
 //! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` and the Titanic model from
 //! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set.
@@ -15,7 +15,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
 use max_mnist_core::image_input::{declared_pixels, decode, to_mnist_pixels};
-use max_mnist_core::{Architecture, ImageLimits, LoadLimits, Model, ModelIdentity, RawInput};
+use max_mnist_core::{
+    Architecture, ImageLimits, LoadLimits, Model, ModelIdentity, ModelInput, RawInput,
+};
 
 const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
 
@@ -183,6 +185,23 @@ fn net_benches(c: &mut Criterion) {
             b.iter(|| model.predict(&inputs).expect("predicts"))
         });
         if batch == 1 || batch == 64 {
+            // Where every pixel differs from the background, ReLU leaves few inputs at zero for
+            // the kernel to skip: the dense case, the cost of every multiply-add.
+            let noise: Vec<ModelInput> = (0..batch)
+                .map(|image| {
+                    ModelInput(
+                        (0..28 * 28)
+                            .map(|i| {
+                                let hash = ((image * 784 + i) as u32).wrapping_mul(2_654_435_761);
+                                (hash >> 24) as f32 / 80.0 - 0.42
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            group.bench_function(format!("noise, batch {batch}"), |b| {
+                b.iter(|| model.predict(&noise).expect("predicts"))
+            });
             let values: Vec<f32> = inputs.iter().flat_map(|i| i.0.clone()).collect();
             let images =
                 Tensor::from_vec(values, (batch, 1, 28, 28), &Device::Cpu).expect("a batch");

@@ -1,5 +1,6 @@
 //! Matrix products on the calling thread, by the `gemm` crate (which candle uses too): it chooses
-//! AVX-512, AVX2 + FMA or portable code when it runs, so the binary runs on any x86-64 CPU.
+//! AVX2 + FMA or portable code when it runs, so the binary runs on any CPU. (Its AVX-512 kernels
+//! need nightly Rust; Net has its own, `architectures::net::avx512`.)
 
 /// A matrix of `rows × cols` in a slice: element (r, c) is at `r * row_stride + c * col_stride`.
 #[derive(Debug, Clone, Copy)]

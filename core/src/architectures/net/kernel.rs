@@ -1,7 +1,12 @@
 //! Net's forward pass, and the gradient of one log-probability with respect to the input, on the
-//! CPU. conv1 (32 channels, 9 taps) is a direct convolution; conv2 and the linear layers, 96 % of the
-//! ~12 M multiply-adds, are matrix products ([`crate::matmul`]): conv2 as one product per image of
-//! its 576 input patches (im2col) by its 288 × 64 weights.
+//! CPU, on one of two paths chosen once, at load:
+//! - where the CPU has AVX-512F, the micro-kernels of [`super::avx512`]: conv2 as one implicit
+//!   im2col product of the batch's patches by its 288 × 64 weights, tile by tile, and fc1 as one
+//!   product of the batch's features by its weights, both skipping the inputs ReLU left at zero;
+//! - elsewhere (AVX2 or not x86 at all), matrix products by the `gemm` crate ([`crate::matmul`]):
+//!   conv2 as one product per image of its 576 input patches by its weights, fc1 one for the batch.
+//!
+//! Both sum the same terms; their results differ by rounding only (within 10⁻⁵, tested).
 //!
 //! Activations are kept channels-last (`[row][column][channel]`) so that a patch is 3 × 3 runs of
 //! 32 contiguous channels; fc1's columns are permuted once, at load, from PyTorch's channels-first
@@ -9,6 +14,8 @@
 
 use std::cell::RefCell;
 
+#[cfg(target_arch = "x86_64")]
+use super::avx512;
 use super::{C1, C2, CLASSES, FLAT as FEATURES, HIDDEN, KERNEL, POOLED, SIDE, SIDE1, SIDE2};
 use crate::matmul::{matmul, Matrix};
 use crate::WeightsError;
@@ -23,19 +30,45 @@ const POSITIONS2: usize = SIDE2 * SIDE2;
 /// are): at batch 1 that halves the weights read, the most of fc1's cost. From 4 images on, one
 /// matrix product reads them once for all.
 const SPARSE_FC1_BELOW: usize = 4;
+/// The most quadrature nodes of an explanation whose forward passes run as one batch: enough to
+/// read fc1's weights once for many, few enough to bound what the backward pass keeps (~100 KB a node).
+const PATH_BATCH: usize = 16;
+
+/// The instructions the forward pass runs on, chosen once, when the weights are loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// The micro-kernels of [`super::avx512`].
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// Matrix products by the `gemm` crate, which picks AVX2 + FMA or portable code itself.
+    Gemm,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return Self::Avx512;
+        }
+        Self::Gemm
+    }
+}
 
 /// Net's parameters, laid out for this kernel.
 #[derive(Debug, Clone)]
 pub struct NetKernel {
+    simd: Simd,
     /// `[tap][out channel]`.
     conv1_w: Vec<f32>,
     conv1_b: Vec<f32>,
     /// `[tap · 32 + in channel][out channel]`: 288 × 64.
-    conv2_w: Vec<f32>,
+    conv2_w: Aligned,
+    /// `[out channel][tap · 32 + in channel]`: 64 × 288, for the backward pass.
+    conv2_wt: Aligned,
     conv2_b: Vec<f32>,
     /// `[feature][hidden unit]`, features channels-last: 9216 × 128. As the transpose of a
     /// column-major matrix, `gemm` uses it without repacking its 4.7 MB at every call.
-    fc1_w: Vec<f32>,
+    fc1_w: Aligned,
     fc1_b: Vec<f32>,
     /// PyTorch's `[class][hidden unit]`.
     fc2_w: Vec<f32>,
@@ -60,6 +93,8 @@ pub struct NetParameters<'a> {
 struct Workspace {
     conv1_patches: Vec<f32>,
     relu1: Vec<f32>,
+    /// For each of conv1's positions, a bit mask of its channels above zero.
+    positive: Vec<u32>,
     patches: Vec<f32>,
     conv2: Vec<f32>,
 }
@@ -69,6 +104,7 @@ impl Workspace {
         Self {
             conv1_patches: vec![0f32; POSITIONS1 * TAPS],
             relu1: vec![0f32; POSITIONS1 * C1],
+            positive: vec![0u32; POSITIONS1],
             patches: vec![0f32; POSITIONS2 * PATCH],
             conv2: vec![0f32; POSITIONS2 * C2],
         }
@@ -77,18 +113,6 @@ impl Workspace {
 
 thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::new());
-}
-
-/// What the backward pass needs of one forward pass.
-struct Trace {
-    /// conv1's output after ReLU, channels-last.
-    relu1: Vec<f32>,
-    /// For each pooled conv2 output (channels-last), the position (0..576) of its maximum, or
-    /// `None` where ReLU cut it to zero.
-    pooled_from: Vec<Option<u16>>,
-    /// fc1's output before ReLU.
-    hidden: Vec<f32>,
-    log_probabilities: [f32; CLASSES],
 }
 
 impl NetKernel {
@@ -140,15 +164,32 @@ impl NetKernel {
             }
         }
         Ok(Self {
+            simd: Simd::detect(),
             conv1_w,
             conv1_b: p.conv1_b.to_vec(),
-            conv2_w,
+            conv2_wt: Aligned::new(&transpose(&conv2_w, PATCH, C2)),
+            conv2_w: Aligned::new(&conv2_w),
             conv2_b: p.conv2_b.to_vec(),
-            fc1_w,
+            fc1_w: Aligned::new(&fc1_w),
             fc1_b: p.fc1_b.to_vec(),
             fc2_w: p.fc2_w.to_vec(),
             fc2_b: p.fc2_b.to_vec(),
         })
+    }
+
+    /// The same kernel on `gemm`'s products, as on a CPU without AVX-512.
+    #[cfg(test)]
+    pub(super) fn on_gemm(&self) -> Self {
+        Self {
+            simd: Simd::Gemm,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the forward pass runs the AVX-512 micro-kernels.
+    #[cfg(test)]
+    pub(super) fn uses_avx512(&self) -> bool {
+        self.simd != Simd::Gemm
     }
 
     /// The log-probabilities of each normalised 28 × 28 image.
@@ -156,8 +197,7 @@ impl NetKernel {
         let mut features = vec![0f32; images.len() * FEATURES];
         WORKSPACE.with_borrow_mut(|w| {
             for (image, out) in images.iter().zip(features.chunks_exact_mut(FEATURES)) {
-                self.conv1_relu(image, &mut w.conv1_patches, &mut w.relu1);
-                self.conv2(&w.relu1, &mut w.patches, &mut w.conv2);
+                self.convolutions(image, w);
                 self.relu_pool(&w.conv2, out);
             }
         });
@@ -166,6 +206,29 @@ impl NetKernel {
             .chunks_exact(HIDDEN)
             .map(|hidden| self.fc2_log_softmax(hidden))
             .collect()
+    }
+
+    /// conv1 → ReLU → conv2 (without its bias) of one image, into `w.relu1` and `w.conv2`.
+    fn convolutions(&self, image: &[f32; PIXELS], w: &mut Workspace) {
+        match self.simd {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Simd::Avx512` is chosen only where the CPU was found to support AVX-512F,
+            // the only feature these functions enable.
+            Simd::Avx512 => unsafe {
+                avx512::conv1_relu(
+                    image,
+                    &self.conv1_w,
+                    &self.conv1_b,
+                    &mut w.relu1,
+                    &mut w.positive,
+                );
+                avx512::conv2(&w.relu1, &w.positive, &self.conv2_w, &mut w.conv2);
+            },
+            Simd::Gemm => {
+                self.conv1_relu(image, &mut w.conv1_patches, &mut w.relu1);
+                self.conv2(&w.relu1, &mut w.patches, &mut w.conv2);
+            }
+        }
     }
 
     /// conv1 → ReLU into `out`, channels-last: 26 × 26 × 32, as patches (676 × 9) × weights (9 × 32).
@@ -227,9 +290,15 @@ impl NetKernel {
 
     /// [`Self::relu_pool`], also giving where each pooled value came from (see [`Trace`]). Ties go
     /// to the first maximum in the window, as in PyTorch.
-    fn relu_pool_traced(&self, conv2: &[f32]) -> (Vec<f32>, Vec<Option<u16>>) {
+    fn relu_pool_traced(&self, conv2: &[f32], out: &mut [f32]) -> Vec<u16> {
+        let mut from = vec![NOT_POOLED; FEATURES];
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only where the CPU supports AVX-512F.
+            unsafe { avx512::relu_pool_traced(conv2, &self.conv2_b, out, &mut from) };
+            return from;
+        }
         let mut features = Vec::with_capacity(FEATURES);
-        let mut from = Vec::with_capacity(FEATURES);
         for pooled in 0..POOLED * POOLED {
             let corners = pool_corners(pooled);
             for (co, &bias) in self.conv2_b.iter().enumerate() {
@@ -242,15 +311,15 @@ impl NetKernel {
                 }
                 let value = best.0 + bias;
                 if value > 0.0 {
+                    from[features.len()] = u16::try_from(best.1).unwrap_or(NOT_POOLED);
                     features.push(value);
-                    from.push(u16::try_from(best.1).ok());
                 } else {
                     features.push(0.0);
-                    from.push(None);
                 }
             }
         }
-        (features, from)
+        out.copy_from_slice(&features);
+        from
     }
 
     /// fc1 before ReLU, for `batch` rows of features.
@@ -258,6 +327,12 @@ impl NetKernel {
         let mut hidden = vec![0f32; batch * HIDDEN];
         for row in hidden.chunks_exact_mut(HIDDEN) {
             row.copy_from_slice(&self.fc1_b);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.simd == Simd::Avx512 {
+            // SAFETY: `Simd::Avx512` is chosen only where the CPU supports AVX-512F.
+            unsafe { avx512::fc1(features, &self.fc1_w, &mut hidden) };
+            return hidden;
         }
         if batch < SPARSE_FC1_BELOW {
             for (row, features) in hidden
@@ -305,43 +380,83 @@ impl NetKernel {
         log_softmax(&logits)
     }
 
-    fn traced(&self, image: &[f32; PIXELS], patches: &mut [f32], conv2: &mut [f32]) -> Trace {
-        let mut relu1 = vec![0f32; POSITIONS1 * C1];
-        self.conv1_relu(image, &mut vec![0f32; POSITIONS1 * TAPS], &mut relu1);
-        self.conv2(&relu1, patches, conv2);
-        let (features, pooled_from) = self.relu_pool_traced(conv2);
-        let hidden = self.fc1(&features, 1);
-        let log_probabilities = self.fc2_log_softmax(&hidden);
-        Trace {
-            relu1,
-            pooled_from,
-            hidden,
-            log_probabilities,
-        }
-    }
-
     /// Σᵢ weightᵢ · ∂log_probability[target]/∂input at alphaᵢ · input: the path integral of
     /// Integrated Gradients with a zero baseline, for quadrature `nodes` of (alpha, weight).
     ///
-    /// conv1 is linear, so the weighted gradients with respect to its output are summed over the
-    /// path and taken back through it once.
+    /// The nodes' forward passes run as batches, fc1's backward product too. conv1 is linear, so
+    /// the weighted gradients with respect to its output are summed over the path and taken back
+    /// through it once.
     pub fn path_gradient(
         &self,
         image: &[f32; PIXELS],
         target: usize,
         nodes: &[(f64, f64)],
     ) -> Vec<f32> {
-        let mut patches = vec![0f32; POSITIONS2 * PATCH];
-        let mut conv2 = vec![0f32; POSITIONS2 * C2];
-        let mut d_patches = vec![0f32; POSITIONS2 * PATCH];
         let mut weighted_d_conv1 = vec![0f32; POSITIONS1 * C1];
-        for &(alpha, weight) in nodes {
-            let scaled: [f32; PIXELS] = image.map(|v| alpha as f32 * v);
-            let trace = self.traced(&scaled, &mut patches, &mut conv2);
-            let d_conv1 = self.conv1_output_gradient(&trace, target, &mut d_patches);
-            for ((sum, d), &relu) in weighted_d_conv1.iter_mut().zip(d_conv1).zip(&trace.relu1) {
-                if relu > 0.0 {
-                    *sum += weight as f32 * d;
+        for nodes in nodes.chunks(PATH_BATCH) {
+            let traces = self.traced(image, nodes);
+            let d_hidden = self.hidden_gradients(&traces, target);
+            let weights = nodes.iter().map(|&(_, weight)| weight as f32);
+            match self.simd {
+                #[cfg(target_arch = "x86_64")]
+                Simd::Avx512 => {
+                    let mut wanted = vec![false; traces.len() * FEATURES];
+                    for (trace, wanted) in traces.iter().zip(wanted.chunks_exact_mut(FEATURES)) {
+                        for (wanted, from) in wanted.iter_mut().zip(&trace.pooled_from) {
+                            *wanted = *from != NOT_POOLED;
+                        }
+                    }
+                    let mut d_features = vec![0f32; traces.len() * FEATURES];
+                    // SAFETY: `Simd::Avx512` is chosen only where the CPU supports AVX-512F.
+                    unsafe {
+                        avx512::fc1_backward(&d_hidden, &self.fc1_w, &wanted, &mut d_features)
+                    };
+                    for ((trace, d_features), weight) in traces
+                        .iter()
+                        .zip(d_features.chunks_exact(FEATURES))
+                        .zip(weights)
+                    {
+                        let (d_conv2, carries) = conv2_output_gradient(trace, d_features);
+                        // SAFETY: as above.
+                        unsafe {
+                            avx512::conv2_backward(
+                                &d_conv2,
+                                &carries,
+                                &self.conv2_wt,
+                                &trace.positive,
+                                weight,
+                                &mut weighted_d_conv1,
+                            )
+                        };
+                    }
+                }
+                Simd::Gemm => {
+                    let mut d_features = vec![0f32; traces.len() * FEATURES];
+                    matmul(
+                        &mut d_features,
+                        Matrix::rows(&d_hidden, traces.len(), HIDDEN),
+                        Matrix::transposed(&self.fc1_w, HIDDEN, FEATURES),
+                        false,
+                    );
+                    for ((trace, d_features), weight) in traces
+                        .iter()
+                        .zip(d_features.chunks_exact(FEATURES))
+                        .zip(weights)
+                    {
+                        let d_conv1 = self.conv1_output_gradient(trace, d_features);
+                        for (position, (sums, d)) in weighted_d_conv1
+                            .chunks_exact_mut(C1)
+                            .zip(d_conv1.chunks_exact(C1))
+                            .enumerate()
+                        {
+                            let positive = trace.positive[position];
+                            for (channel, (sum, d)) in sums.iter_mut().zip(d).enumerate() {
+                                if positive >> channel & 1 == 1 {
+                                    *sum += weight * d;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -356,48 +471,75 @@ impl NetKernel {
         d_image
     }
 
-    /// ∂log_probability[target]/∂(conv1's output before ReLU, where it is positive), channels-last.
-    fn conv1_output_gradient(
-        &self,
-        trace: &Trace,
-        target: usize,
-        d_patches: &mut [f32],
-    ) -> Vec<f32> {
-        // log_softmax: ∂/∂logit_k = [k = target] − softmax_k.
-        let d_logits: [f32; CLASSES] = std::array::from_fn(|k| {
-            f32::from(u8::from(k == target)) - trace.log_probabilities[k].exp()
+    /// The forward passes at alpha · `image` for each node's alpha, with what the backward pass
+    /// needs of them.
+    fn traced(&self, image: &[f32; PIXELS], nodes: &[(f64, f64)]) -> Vec<Trace> {
+        let mut features = vec![0f32; nodes.len() * FEATURES];
+        let mut traces: Vec<Trace> = WORKSPACE.with_borrow_mut(|w| {
+            nodes
+                .iter()
+                .zip(features.chunks_exact_mut(FEATURES))
+                .map(|(&(alpha, _), out)| {
+                    let scaled: [f32; PIXELS] = image.map(|v| alpha as f32 * v);
+                    self.convolutions(&scaled, w);
+                    let pooled_from = self.relu_pool_traced(&w.conv2, out);
+                    Trace {
+                        positive: positive_channels(&w.relu1),
+                        pooled_from,
+                        hidden: Vec::new(),
+                        log_probabilities: [0.0; CLASSES],
+                    }
+                })
+                .collect()
         });
-        let mut d_hidden = vec![0f32; HIDDEN];
-        for (j, d) in d_hidden.iter_mut().enumerate() {
-            if trace.hidden[j] > 0.0 {
-                *d = d_logits
-                    .iter()
-                    .zip(self.fc2_w.chunks_exact(HIDDEN))
-                    .map(|(g, row)| g * row[j])
-                    .sum();
+        let hidden = self.fc1(&features, nodes.len());
+        for (trace, hidden) in traces.iter_mut().zip(hidden.chunks_exact(HIDDEN)) {
+            trace.log_probabilities = self.fc2_log_softmax(hidden);
+            trace.hidden = hidden.to_vec();
+        }
+        traces
+    }
+
+    /// ∂log_probability[target]/∂(fc1's output before ReLU) for each trace, one row of 128 each.
+    fn hidden_gradients(&self, traces: &[Trace], target: usize) -> Vec<f32> {
+        let mut d_hidden = vec![0f32; traces.len() * HIDDEN];
+        for (trace, d_hidden) in traces.iter().zip(d_hidden.chunks_exact_mut(HIDDEN)) {
+            // log_softmax: ∂/∂logit_k = [k = target] − softmax_k.
+            let d_logits: [f32; CLASSES] = std::array::from_fn(|k| {
+                f32::from(u8::from(k == target)) - trace.log_probabilities[k].exp()
+            });
+            for (j, d) in d_hidden.iter_mut().enumerate() {
+                if trace.hidden[j] > 0.0 {
+                    *d = d_logits
+                        .iter()
+                        .zip(self.fc2_w.chunks_exact(HIDDEN))
+                        .map(|(g, row)| g * row[j])
+                        .sum();
+                }
             }
         }
-        let mut d_features = vec![0f32; FEATURES];
-        matmul(
-            &mut d_features,
-            Matrix::rows(&d_hidden, 1, HIDDEN),
-            Matrix::transposed(&self.fc1_w, HIDDEN, FEATURES),
-            false,
-        );
-        let mut d_conv2 = vec![0f32; POSITIONS2 * C2];
-        for (i, (&d, from)) in d_features.iter().zip(&trace.pooled_from).enumerate() {
-            if let Some(position) = from {
-                d_conv2[usize::from(*position) * C2 + i % C2] = d;
-            }
+        d_hidden
+    }
+
+    /// ∂log_probability[target]/∂(conv1's output after ReLU), channels-last, from the gradients
+    /// of the features. Only the conv2 positions some feature was pooled from carry a gradient (at
+    /// most one in four), so only their rows of the product by conv2's weights are computed.
+    fn conv1_output_gradient(&self, trace: &Trace, d_features: &[f32]) -> Vec<f32> {
+        let (d_conv2, carries) = conv2_output_gradient(trace, d_features);
+        let positions: Vec<usize> = (0..POSITIONS2).filter(|&p| carries[p]).collect();
+        let mut d_rows = Vec::with_capacity(positions.len() * C2);
+        for &p in &positions {
+            d_rows.extend_from_slice(&d_conv2[p * C2..(p + 1) * C2]);
         }
+        let mut d_patches = vec![0f32; positions.len() * PATCH];
         matmul(
-            d_patches,
-            Matrix::rows(&d_conv2, POSITIONS2, C2),
-            Matrix::transposed(&self.conv2_w, C2, PATCH),
+            &mut d_patches,
+            Matrix::rows(&d_rows, positions.len(), C2),
+            Matrix::rows(&self.conv2_wt, C2, PATCH),
             false,
         );
         let mut d_conv1 = vec![0f32; POSITIONS1 * C1];
-        for (position, patch) in d_patches.chunks_exact(PATCH).enumerate() {
+        for (&position, patch) in positions.iter().zip(d_patches.chunks_exact(PATCH)) {
             let (y, x) = (position / SIDE2, position % SIDE2);
             for (tap, run) in patch.chunks_exact(C1).enumerate() {
                 let to = ((y + tap / KERNEL) * SIDE1 + x + tap % KERNEL) * C1;
@@ -408,6 +550,49 @@ impl NetKernel {
         }
         d_conv1
     }
+}
+
+/// ∂log_probability[target]/∂(conv2's output), channels-last, from the gradients of the features
+/// (max-pooling's and ReLU's backward pass), and which of conv2's positions carry any.
+fn conv2_output_gradient(trace: &Trace, d_features: &[f32]) -> (Vec<f32>, [bool; POSITIONS2]) {
+    let mut d_conv2 = vec![0f32; POSITIONS2 * C2];
+    let mut carries = [false; POSITIONS2];
+    for (i, (&d, from)) in d_features.iter().zip(&trace.pooled_from).enumerate() {
+        if *from != NOT_POOLED {
+            let position = usize::from(*from);
+            d_conv2[position * C2 + i % C2] = d;
+            carries[position] = true;
+        }
+    }
+    (d_conv2, carries)
+}
+
+/// In [`Trace::pooled_from`], a feature that ReLU cut to zero, so that no gradient flows from it.
+pub(super) const NOT_POOLED: u16 = u16::MAX;
+
+/// What the backward pass needs of one forward pass.
+struct Trace {
+    /// For each of conv1's positions, a bit mask of its channels above zero after ReLU.
+    positive: Vec<u32>,
+    /// For each pooled conv2 output (channels-last), the position (0..576) of its maximum, or
+    /// [`NOT_POOLED`] where ReLU cut it to zero.
+    pooled_from: Vec<u16>,
+    /// fc1's output before ReLU.
+    hidden: Vec<f32>,
+    log_probabilities: [f32; CLASSES],
+}
+
+/// For each position of `relu1` (channels-last), a bit mask of its channels above zero.
+fn positive_channels(relu1: &[f32]) -> Vec<u32> {
+    relu1
+        .chunks_exact(C1)
+        .map(|channels| {
+            channels
+                .iter()
+                .enumerate()
+                .fold(0u32, |bits, (c, &v)| bits | u32::from(v > 0.0) << c)
+        })
+        .collect()
 }
 
 /// The four conv2 positions (row-major, 0..576) of pooled position `pooled` (0..144).
@@ -422,4 +607,49 @@ pub fn log_softmax(logits: &[f32; CLASSES]) -> [f32; CLASSES] {
     let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
     let log_sum = sum.ln();
     logits.map(|l| l - max - log_sum)
+}
+
+/// The transpose of the row-major `rows × cols` matrix in `values`.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols * rows)
+        .map(|i| values[(i % rows) * cols + i / rows])
+        .collect()
+}
+
+/// A slice of `f32` starting on a 64-byte boundary, so that no 16-lane load of a row of 16, 64 or
+/// 128 values straddles two cache lines.
+#[derive(Debug)]
+struct Aligned {
+    buffer: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl Aligned {
+    const LANES: usize = 16;
+
+    fn new(values: &[f32]) -> Self {
+        let mut buffer = vec![0f32; values.len() + Self::LANES - 1];
+        let start = buffer.as_ptr().align_offset(64).min(Self::LANES - 1);
+        buffer[start..start + values.len()].copy_from_slice(values);
+        Self {
+            buffer,
+            start,
+            len: values.len(),
+        }
+    }
+}
+
+impl Clone for Aligned {
+    fn clone(&self) -> Self {
+        Self::new(self)
+    }
+}
+
+impl std::ops::Deref for Aligned {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.buffer[self.start..self.start + self.len]
+    }
 }

@@ -2,6 +2,8 @@
 //! max-pool 2 → 9216 → fc1(128) → ReLU → fc2(10) → log_softmax, on images normalised as
 //! (x/255 − 0.1307)/0.3081. (Its dropout is inactive in inference.)
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod kernel;
 
 use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
@@ -225,6 +227,136 @@ mod tests {
                 for (a, b) in output.0.iter().zip(reference) {
                     assert!((a - b).abs() <= 1e-4, "{a} vs candle {b}");
                 }
+            }
+        }
+    }
+
+    /// Digit-like images: the background's normalised zero (−0.42) around a block of noise in a
+    /// random place, so that ReLU leaves whole regions at zero as on MNIST, and the inputs a tile
+    /// skips differ from image to image.
+    fn digit_like_images(seed: u64, count: usize) -> Vec<ModelInput> {
+        let mut next = noise(seed);
+        let background = -NORMALISATION.mean / NORMALISATION.std;
+        (0..count)
+            .map(|_| {
+                let top = (next().abs() * 16.0) as usize;
+                let left = (next().abs() * 16.0) as usize;
+                let (height, width) = (
+                    4 + (next().abs() * 8.0) as usize,
+                    3 + (next().abs() * 9.0) as usize,
+                );
+                ModelInput(
+                    (0..PIXELS)
+                        .map(|i| {
+                            let (y, x) = (i / SIDE, i % SIDE);
+                            if (top..top + height).contains(&y) && (left..left + width).contains(&x)
+                            {
+                                next().abs() * 3.2 + background
+                            } else {
+                                background
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Half digit-like images, half dense noise, interleaved.
+    fn mixed_images(seed: u64, count: usize) -> Vec<ModelInput> {
+        let digits = digit_like_images(seed, count);
+        let dense = random_images(seed + 1, count);
+        (0..count)
+            .map(|i| if i % 2 == 0 { &digits[i] } else { &dense[i] }.clone())
+            .collect()
+    }
+
+    fn pixels(inputs: &[ModelInput]) -> Vec<&[f32; PIXELS]> {
+        inputs
+            .iter()
+            .map(|input| input.values::<PIXELS>().expect("784 values"))
+            .collect()
+    }
+
+    #[test]
+    fn the_avx512_and_gemm_paths_agree_at_every_batch_size() {
+        let (model, _) = model(21);
+        if !model.kernel.uses_avx512() {
+            eprintln!("note: this CPU has no AVX-512F, so only the gemm path runs here");
+        }
+        let gemm = model.kernel.on_gemm();
+        for count in [1, 3, 64] {
+            let inputs = mixed_images(count as u64 * 31, count);
+            let images = pixels(&inputs);
+            let fast = model.kernel.log_probabilities(&images);
+            let reference = gemm.log_probabilities(&images);
+            for (fast, reference) in fast.iter().zip(&reference) {
+                for (a, b) in fast.iter().zip(reference) {
+                    assert!((a - b).abs() <= 1e-5, "batch {count}: {a} vs gemm's {b}");
+                }
+            }
+        }
+        let input = &digit_like_images(5, 1)[0];
+        let image = input.values::<PIXELS>().expect("784");
+        let nodes: Vec<(f64, f64)> = (1..=20).map(|i| (f64::from(i) / 20.0, 0.05)).collect();
+        let fast = model.kernel.path_gradient(image, 4, &nodes);
+        let reference = gemm.path_gradient(image, 4, &nodes);
+        let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0);
+        for (a, b) in fast.iter().zip(&reference) {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "{a} vs gemm's {b} (largest {scale})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_gives_each_image_what_it_gives_alone() {
+        let (model, _) = model(22);
+        let inputs = mixed_images(77, 64);
+        let images = pixels(&inputs);
+        for kernel in [model.kernel.clone(), model.kernel.on_gemm()] {
+            let batch = kernel.log_probabilities(&images);
+            for (image, batched) in images.iter().zip(&batch) {
+                let alone = kernel.log_probabilities(&[image])[0];
+                if kernel.uses_avx512() {
+                    // Each image's sums run in the same order whatever shares its tile.
+                    assert_eq!(&alone, batched);
+                } else {
+                    for (a, b) in alone.iter().zip(batched) {
+                        assert!((a - b).abs() <= 1e-5, "{a} alone, {b} in the batch");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_pixels_neither_panic_nor_disturb_their_neighbours_in_a_batch() {
+        let (model, _) = model(23);
+        let mut inputs: Vec<ModelInput> = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30]
+            .iter()
+            .map(|&v| ModelInput(vec![v; PIXELS]))
+            .collect();
+        let mut one_hot = digit_like_images(3, 1).remove(0);
+        one_hot.0[400] = f32::INFINITY;
+        inputs.push(one_hot);
+        let sane = digit_like_images(4, 1).remove(0);
+        inputs.push(sane.clone());
+        let images = pixels(&inputs);
+        for kernel in [model.kernel.clone(), model.kernel.on_gemm()] {
+            let outputs = kernel.log_probabilities(&images);
+            assert_eq!(outputs.len(), images.len());
+            let alone = kernel.log_probabilities(&pixels(std::slice::from_ref(&sane)))[0];
+            let last = outputs[images.len() - 1];
+            assert!(last.iter().all(|v| v.is_finite()), "{last:?}");
+            for (a, b) in alone.iter().zip(&last) {
+                assert!((a - b).abs() <= 1e-5, "{a} alone, {b} after extreme images");
+            }
+            for image in &images {
+                let gradient = kernel.path_gradient(image, 3, &[(0.5, 0.5), (1.0, 0.5)]);
+                assert_eq!(gradient.len(), PIXELS);
             }
         }
     }
