@@ -313,6 +313,44 @@ fn every_hostile_upload_is_refused_with_a_message_and_memory_stays_bounded() {
     );
 }
 
+/// Sixteen runners, sixteen big pictures at once: the decoding budget is the process's, not each
+/// runner's, so memory stays within the same bound as with two runners.
+#[test]
+fn many_runners_decoding_big_pictures_at_once_stay_within_the_budget() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("runners.toml");
+    // With decoder_budget_bytes = 16 GiB instead, this run peaked at 1,051 MB here; with the
+    // default 128 MiB, at 97 MB.
+    std::fs::write(&config, "[limits]\nrunners_per_model = 16\n").expect("write");
+    let server = ServerProcess::start(&["--config", config.to_str().expect("UTF-8")]);
+    let big_seven = big_picture_of_a_seven(4000);
+    let client = client();
+    std::thread::scope(|scope| {
+        for _ in 0..16 {
+            let (client, url, bytes) = (&client, &server.url, big_seven.clone());
+            scope.spawn(move || {
+                let body: Value = client
+                    .post(format!("{url}/model/predict"))
+                    .multipart(image_form("file", bytes))
+                    .send()
+                    .expect("POST")
+                    .json()
+                    .expect("JSON");
+                assert_eq!(body["predictions"][0]["prediction"], 7, "{body}");
+            });
+        }
+    });
+    let peak = server.peak_rss_bytes();
+    println!(
+        "16 runners, 16 big pictures at once: peak RSS {} MB",
+        peak / 1_000_000
+    );
+    assert!(
+        peak < PEAK_RSS_LIMIT,
+        "peak RSS {peak} bytes is over {PEAK_RSS_LIMIT}"
+    );
+}
+
 #[test]
 fn a_client_that_stalls_mid_upload_gets_a_408() {
     let config = project_root()
