@@ -29,6 +29,7 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+. scripts/lib/served-address.sh
 for tool in wrk curl taskset python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
 done
@@ -44,14 +45,7 @@ net_mar=${MNIST_TORCHSERVE_DIR:+$MNIST_TORCHSERVE_DIR/mnist.mar}
 "$bin" serve --host 127.0.0.1 --port 0 "${models[@]}" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
-base=
-for _ in $(seq 300); do
-  base=$(grep -o 'serving on http://[0-9.:]*' "$work/server.log" | sed 's/serving on //') || true
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$base" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+base=$(served_address "$work/server.log" "$server")
 
 rss_kb() { awk -v field="$1:" '$1 == field { print $2 }' "/proc/$server/status"; }
 failures=0

@@ -22,6 +22,7 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+. scripts/lib/served-address.sh
 for tool in wrk curl taskset python3; do
   command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install $tool" >&2; exit 1; }
 done
@@ -59,13 +60,7 @@ for n in ${cores_list//,/ }; do
   [ "$n" -le "$total" ] || { echo "(skipping $n cores: this machine has $total)" >&2; continue; }
   taskset -c "0-$((n - 1))" "$bin" serve --host 127.0.0.1 --port 0 --models "$models" >"$work/server.log" 2>&1 &
   server=$!
-  base=
-  for _ in $(seq 300); do
-    base=$(grep -o 'serving on http://[0-9.:]*' "$work/server.log" | sed 's/serving on //') || true
-    [ -n "$base" ] && break
-    sleep 0.1
-  done
-  [ -n "$base" ] || { cat "$work/server.log" >&2; exit 1; }
+  base=$(served_address "$work/server.log" "$server")
   max=$(rate "$n" /model/predict POST "$multipart_type" "$work/predict.multipart")
   net=-
   [ -n "$net_mar" ] && net=$(rate "$n" /predictions/net PUT image/png "$work/7.png")

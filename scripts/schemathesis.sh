@@ -24,6 +24,7 @@ while [ $# -gt 0 ]; do
 done
 
 cd "$(dirname "$0")/.."
+. scripts/lib/served-address.sh
 st=${SCHEMATHESIS:-target/ci-venv/bin/st}
 [ -x "$st" ] || st=$(command -v st) || { echo "schemathesis is missing: pip install -r scripts/requirements.txt" >&2; exit 1; }
 for dir in MNIST_TORCHSERVE_DIR MNIST_TITANIC_DIR; do
@@ -38,14 +39,7 @@ models="mnist=assets/mnist-classifier.pt,net=$MNIST_TORCHSERVE_DIR/mnist.mar,tit
 "$bin" serve --host 127.0.0.1 --port 0 --models "$models" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
-base=
-for _ in $(seq 300); do
-  base=$(grep -ao 'serving on http://[0-9.:]*' "$work/server.log" | sed 's/serving on //') || true
-  [ -n "$base" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-[ -n "$base" ] || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+base=$(served_address "$work/server.log" "$server")
 
 status=0
 "$st" --config-file scripts/schemathesis/schemathesis.toml run "$base/openapi.json" \
