@@ -45,36 +45,43 @@ fn read_ts_config(path: Option<&Path>) -> anyhow::Result<Option<TsConfig>> {
     Ok(Some(config))
 }
 
-/// The model store (the flag's, config.properties', config.toml's) and the models named for the
-/// start: `listed` from the command line (split as `--models` takes them), else config.properties'.
-fn store_and_models(
+/// What both commands read first: `config.properties` (when named), the model store (the flag's,
+/// config.properties', config.toml's), and the models named for the start: `listed` from the
+/// command line (split as `--models` takes them), else config.properties'.
+struct Sources {
+    ts: Option<TsConfig>,
+    store: std::path::PathBuf,
+    named: Option<Vec<String>>,
+}
+
+fn sources(
     settings: &Settings,
-    ts: Option<&TsConfig>,
+    ts_config: Option<&Path>,
     store_flag: Option<&Path>,
     listed: Option<&[String]>,
-) -> anyhow::Result<(std::path::PathBuf, Option<Vec<String>>)> {
+) -> anyhow::Result<Sources> {
+    let ts = read_ts_config(ts_config)?;
     let store = store_flag
         .map(Path::to_path_buf)
-        .or_else(|| ts.and_then(|ts| ts.model_store.clone()))
+        .or_else(|| ts.as_ref().and_then(|ts| ts.model_store.clone()))
         .unwrap_or_else(|| settings.model_store.clone());
-    let named = match (listed, ts) {
+    let named = match (listed, &ts) {
         (Some(listed), _) => Some(ts_config::model_list(&listed.join(","), non_empty(&store))?),
         (None, Some(ts)) => ts.models(non_empty(&store))?,
         (None, None) => None,
     };
-    Ok((store, named))
+    Ok(Sources { ts, store, named })
 }
 
 /// `max-mnist serve`.
 pub fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<Launch> {
-    let ts = read_ts_config(args.ts_config.as_deref())?;
-    let ts = ts.as_ref();
-    let (store, named) = store_and_models(
+    let Sources { ts, store, named } = sources(
         settings,
-        ts,
+        args.ts_config.as_deref(),
         args.model_store.as_deref(),
         args.models.as_deref(),
     )?;
+    let ts = ts.as_ref();
     let models = models::to_load(
         settings,
         named.as_deref(),
@@ -166,14 +173,13 @@ pub fn torchserve(settings: &Settings, args: &TorchServeArgs) -> anyhow::Result<
             log::info!("{flag} accepted and ignored: this server has no C++ backends, workflows or Java plugins");
         }
     }
-    let ts = read_ts_config(args.ts_config.as_deref())?;
-    let ts = ts.as_ref();
-    let (store, named) = store_and_models(
+    let Sources { ts, store, named } = sources(
         settings,
-        ts,
+        args.ts_config.as_deref(),
         args.model_store.as_deref(),
         args.models.as_deref(),
     )?;
+    let ts = ts.as_ref();
     let models = models::to_load(settings, named.as_deref(), &store, None, false)?;
     let default = |port| Address {
         host: LOOPBACK.to_owned(),

@@ -22,6 +22,18 @@ fn guide_request() -> Value {
     serde_json::from_str(&text).expect("JSON")
 }
 
+/// The guide's v1 predict on `base`: `{"predictions":[2]}`.
+fn assert_the_guides_prediction(http: &reqwest::blocking::Client, base: &str) {
+    let predicted: Value = http
+        .post(format!("{base}/v1/models/mnist:predict"))
+        .json(&guide_request())
+        .send()
+        .expect("predict")
+        .json()
+        .expect("JSON");
+    assert_eq!(predicted, serde_json::json!({"predictions": [2]}));
+}
+
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -140,14 +152,7 @@ fn the_kserve_guide_runs_with_only_the_program_name_changed() {
         .expect("register");
     assert_eq!(registered.status(), 200, "{:?}", registered.text());
 
-    let predicted: Value = http
-        .post("http://127.0.0.1:8085/v1/models/mnist:predict")
-        .json(&guide_request())
-        .send()
-        .expect("predict")
-        .json()
-        .expect("JSON");
-    assert_eq!(predicted, serde_json::json!({"predictions": [2]}));
+    assert_the_guides_prediction(&http, "http://127.0.0.1:8085");
     let explained: Value = http
         .post("http://127.0.0.1:8085/v1/models/mnist:explain")
         .json(&guide_request())
@@ -225,14 +230,7 @@ fn kserves_snapshot_layout_serves_both_apis_on_one_listener() {
         ],
     );
     let http = client();
-    let predicted: Value = http
-        .post(format!("{}/v1/models/mnist:predict", server.url))
-        .json(&guide_request())
-        .send()
-        .expect("predict")
-        .json()
-        .expect("JSON");
-    assert_eq!(predicted, serde_json::json!({"predictions": [2]}));
+    assert_the_guides_prediction(&http, &server.url);
     let models: Value = http
         .get(format!("{}/models", server.url))
         .send()
