@@ -172,7 +172,7 @@ PROPERTIES
   containers+=("$kserve")
   kserve_port=$(docker port "$kserve" 8085/tcp | head -1 | sed 's/.*://')
   wait_for_ping "$kserve_port" "$start_ns" "$kserve"
-  answer=$(curl -sf -H 'Content-Type: application/json' -d @samples/requests/v1-mnist.json \
+  answer=$(curl -sf -H 'Content-Type: application/json' -d @samples/requests/kserve-guide-v1-mnist.json \
     "http://127.0.0.1:$kserve_port/v1/models/mnist:predict")
   [ "$answer" = '{"predictions":[2]}' ] || fail "KServe layout, v1 predict: $answer"
   curl -sf "http://127.0.0.1:$kserve_port/models" | grep -q '"modelName":"mnist"' || fail "KServe layout: /models on the shared listener"
