@@ -292,15 +292,11 @@ fn flag_address(flag: &str) -> anyhow::Result<Address> {
     } else {
         format!("http://{flag}")
     };
-    let config = TsConfig::parse(
-        &format!("metrics_address={text}"),
-        Path::new("--metrics-address"),
-        &|_| None,
-    )
-    .context("--metrics-address (env METRICS_ADDRESS)")?;
-    config
-        .metrics_address
-        .context("--metrics-address (env METRICS_ADDRESS) names no address")
+    ts_config::parse_address(&text).map_err(|why| {
+        anyhow::anyhow!(
+            "--metrics-address (env METRICS_ADDRESS) is `{flag}`: {why}; write [http://]HOST:PORT, or a PORT on 127.0.0.1"
+        )
+    })
 }
 
 /// Binds every listener; the management API shares the inference listener when both addresses
@@ -328,4 +324,22 @@ fn listen(address: &Address, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind((address.host.as_str(), address.port)).with_context(|| {
         format!("cannot listen on {address} ({what}): choose another address or port, or stop what uses it")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_metrics_address_flag_takes_a_port_a_host_and_port_or_a_url() {
+        let port = flag_address("8082").expect("a port");
+        assert_eq!((port.host.as_str(), port.port), (LOOPBACK, 8082));
+        let host = flag_address("0.0.0.0:9100").expect("host:port");
+        assert_eq!((host.host.as_str(), host.port), ("0.0.0.0", 9100));
+        let url = flag_address("http://[::1]:9").expect("a URL");
+        assert_eq!((url.host.as_str(), url.port), ("::1", 9));
+        let err = flag_address("https://0.0.0.0:1").expect_err("TLS");
+        assert!(err.to_string().contains("--metrics-address"), "{err}");
+        assert!(flag_address("0.0.0.0:port").is_err());
+    }
 }

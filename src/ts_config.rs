@@ -361,32 +361,32 @@ fn count(key: &str, value: &str, origin: &Origin) -> anyhow::Result<Option<usize
     }
 }
 
-/// `http://host:port` or `http://host` (port 80), as TorchServe's `Connector.parse` takes them.
+/// A `*_address` key.
 fn address(key: &str, value: &str, origin: &Origin) -> anyhow::Result<Address> {
-    let value = value.trim();
-    let malformed = |why: &str| {
+    parse_address(value).map_err(|why| {
         anyhow::anyhow!(
             "{origin}: `{key}` is `{value}`: {why}; write it as http://HOST:PORT, e.g. http://127.0.0.1:8080"
         )
-    };
-    let (scheme, rest) = value
-        .split_once("://")
-        .ok_or_else(|| malformed("no http:// scheme"))?;
+    })
+}
+
+/// `http://host:port` or `http://host` (port 80), as TorchServe's `Connector.parse` takes them;
+/// the error says what is wrong with it.
+pub fn parse_address(value: &str) -> Result<Address, &'static str> {
+    let (scheme, rest) = value.trim().split_once("://").ok_or("no http:// scheme")?;
     match scheme.to_ascii_lowercase().as_str() {
         "http" => {}
         "https" => {
-            return Err(malformed(
-                "this server does not terminate TLS (put a TLS proxy such as the ingress in front of it and use http)",
-            ))
+            return Err("this server does not terminate TLS (put a TLS proxy such as the ingress in front of it and use http)")
         }
-        "unix" => return Err(malformed("Unix-domain sockets are not served")),
-        _ => return Err(malformed("the scheme is not http")),
+        "unix" => return Err("Unix-domain sockets are not served"),
+        _ => return Err("the scheme is not http"),
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
         let (host, after) = bracketed
             .split_once(']')
-            .ok_or_else(|| malformed("an IPv6 address without its closing ]"))?;
+            .ok_or("an IPv6 address without its closing ]")?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -395,12 +395,12 @@ fn address(key: &str, value: &str, origin: &Origin) -> anyhow::Result<Address> {
         }
     };
     if host.is_empty() {
-        return Err(malformed("no host"));
+        return Err("no host");
     }
     let port = match port {
         Some(port) => port
             .parse::<u16>()
-            .map_err(|_| malformed("the port is not a number from 0 to 65535"))?,
+            .map_err(|_| "the port is not a number from 0 to 65535")?,
         None => 80,
     };
     Ok(Address {
