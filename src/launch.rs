@@ -89,41 +89,23 @@ pub fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<Launch> {
         args.weights.weights.as_deref(),
         true,
     )?;
-    let inference = Address {
-        host: args
-            .host
-            .clone()
-            .or_else(|| {
-                ts.and_then(|ts| ts.inference_address.as_ref())
-                    .map(|a| a.host.clone())
-            })
-            .unwrap_or_else(|| settings.server.host.clone()),
-        port: args
-            .port
-            .or_else(|| {
-                ts.and_then(|ts| ts.inference_address.as_ref())
-                    .map(|a| a.port)
-            })
-            .unwrap_or(settings.server.port),
+    let file = |address: fn(&TsConfig) -> Option<&Address>| ts.and_then(address);
+    let Some(inference) = layered(
+        args.host.clone(),
+        args.port,
+        file(|ts| ts.inference_address.as_ref()),
+        &settings.server.host,
+        Some(settings.server.port),
+    ) else {
+        bail!("no inference port: set --port or server.port");
     };
-    let management_port = args
-        .management_port
-        .or_else(|| {
-            ts.and_then(|ts| ts.management_address.as_ref())
-                .map(|a| a.port)
-        })
-        .or(settings.server.management_port);
-    let management = management_port.map(|port| Address {
-        host: args
-            .management_host
-            .clone()
-            .or_else(|| {
-                ts.and_then(|ts| ts.management_address.as_ref())
-                    .map(|a| a.host.clone())
-            })
-            .unwrap_or_else(|| settings.server.management_host.clone()),
-        port,
-    });
+    let management = layered(
+        args.management_host.clone(),
+        args.management_port,
+        file(|ts| ts.management_address.as_ref()),
+        &settings.server.management_host,
+        settings.server.management_port,
+    );
     let metrics = match args
         .metrics_address
         .as_deref()
@@ -154,6 +136,22 @@ pub fn serve(settings: &Settings, args: ServeArgs) -> anyhow::Result<Launch> {
         models,
         service,
     })
+}
+
+/// A listener's address from its flags (`host`, `port`), else config.properties' (`file`), else
+/// config.toml's; `None` when none of them gives a port (the listener is off).
+fn layered(
+    host: Option<String>,
+    port: Option<u16>,
+    file: Option<&Address>,
+    config_host: &str,
+    config_port: Option<u16>,
+) -> Option<Address> {
+    let port = port.or(file.map(|a| a.port)).or(config_port)?;
+    let host = host
+        .or_else(|| file.map(|a| a.host.clone()))
+        .unwrap_or_else(|| config_host.to_owned());
+    Some(Address { host, port })
 }
 
 /// `max-mnist torchserve …`.
