@@ -69,14 +69,15 @@ pub async fn classify(
     instances: Vec<Instance>,
 ) -> Result<Vec<Classification>, ApiError> {
     let raws: Vec<RawInput<'_>> = instances.iter().map(Instance::raw).collect();
-    if runs_inline(served.model.work(&raws)) {
+    let work = served.model.work(&raws);
+    if runs_inline(work) {
         return Ok(classify_with(
             served.model.as_ref(),
             &instances,
             &served.batch_sizes,
         )?);
     }
-    served.work_queue.classify(instances).await
+    served.work_queue.classify(instances, work).await
 }
 
 /// Integrated Gradients for each instance: of its target, or of `settings.target`. Always on the

@@ -15,7 +15,9 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use max_mnist_core::{Classification, CoreError, Explained, ExplanationInfo, Model, RawInput};
+use max_mnist_core::{
+    Classification, CoreError, Explained, ExplanationInfo, Model, RawInput, Work,
+};
 use prometheus::Histogram;
 use tokio::sync::oneshot;
 
@@ -56,9 +58,17 @@ fn record_wait(waited: Duration) {
     let _ = QUEUE_WAIT.try_with(|total| total.set(total.get().saturating_add(micros)));
 }
 
+/// A job waiting for a runner: since when, and the most memory decoding its images may take
+/// (what it draws from the budget).
+struct Queued {
+    since: Instant,
+    decoded_bytes: u64,
+    job: Job,
+}
+
 #[derive(Default)]
 struct Queue {
-    jobs: VecDeque<(Instant, Job)>,
+    jobs: VecDeque<Queued>,
     runners: usize,
 }
 
@@ -92,13 +102,15 @@ impl WorkQueue {
         })
     }
 
-    /// Each instance's classification, in order, from one forward pass.
+    /// Each instance's classification, in order, from one forward pass; `work` is what
+    /// [`Model::work`] says of them.
     pub async fn classify(
         self: &Arc<Self>,
         instances: Vec<Instance>,
+        work: Work,
     ) -> Result<Vec<Classification>, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Classify { instances, reply })?;
+        self.submit(Job::Classify { instances, reply }, work)?;
         let (waited, answer) = answer.await.map_err(lost)?;
         record_wait(waited);
         answer.map_err(ApiError::from)
@@ -110,12 +122,17 @@ impl WorkQueue {
         instances: Vec<(Instance, Option<usize>)>,
         settings: ExplanationInfo,
     ) -> Result<Vec<Explained>, ApiError> {
+        let raws: Vec<RawInput<'_>> = instances.iter().map(|(i, _)| i.raw()).collect();
+        let work = self.model.work(&raws);
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Explain {
-            instances,
-            settings,
-            reply,
-        })?;
+        self.submit(
+            Job::Explain {
+                instances,
+                settings,
+                reply,
+            },
+            work,
+        )?;
         let (waited, answer) = answer.await.map_err(lost)?;
         record_wait(waited);
         answer.map_err(ApiError::from)
@@ -134,7 +151,7 @@ impl WorkQueue {
 
     /// Queues `job`, and starts a runner when fewer than the most allowed are running; a 503 when
     /// the queue is full, as TorchServe answers then.
-    fn submit(self: &Arc<Self>, job: Job) -> Result<(), ApiError> {
+    fn submit(self: &Arc<Self>, job: Job, work: Work) -> Result<(), ApiError> {
         let start = {
             let mut queue = self.lock();
             if queue.jobs.len() >= self.max_waiting {
@@ -144,7 +161,12 @@ impl WorkQueue {
                     queue.jobs.len()
                 )));
             }
-            queue.jobs.push_back((Instant::now(), job));
+            let decoded_bytes = work.pixels.saturating_mul(DECODED_BYTES_PER_PIXEL);
+            queue.jobs.push_back(Queued {
+                since: Instant::now(),
+                decoded_bytes,
+                job,
+            });
             let start = queue.runners < self.max_runners;
             if start {
                 queue.runners += 1;
@@ -170,7 +192,7 @@ impl WorkQueue {
     }
 
     /// The oldest job; `None`, and one runner fewer, when none is left.
-    fn next_job(&self) -> Option<(Instant, Job)> {
+    fn next_job(&self) -> Option<Queued> {
         let mut queue = self.lock();
         let job = queue.jobs.pop_front();
         if job.is_none() {
@@ -179,10 +201,17 @@ impl WorkQueue {
         job
     }
 
-    fn process(&self, (queued, job): (Instant, Job)) {
+    fn process(
+        &self,
+        Queued {
+            since,
+            decoded_bytes,
+            job,
+        }: Queued,
+    ) {
         let model = self.model.as_ref();
-        let _decoding = self.budget.take(self.decoded_bytes(&job));
-        let waited = queued.elapsed();
+        let _decoding = self.budget.take(decoded_bytes);
+        let waited = since.elapsed();
         match job {
             Job::Classify { instances, reply } => {
                 let _ = reply.send((waited, classify_with(model, &instances, &self.batch_sizes)));
@@ -195,20 +224,6 @@ impl WorkQueue {
                 let _ = reply.send((waited, explain_with(model, &instances, settings)));
             }
         }
-    }
-}
-
-impl WorkQueue {
-    /// The most memory decoding `job`'s images may take: what the budget is drawn by.
-    fn decoded_bytes(&self, job: &Job) -> u64 {
-        let raws: Vec<RawInput<'_>> = match job {
-            Job::Classify { instances, .. } => instances.iter().map(Instance::raw).collect(),
-            Job::Explain { instances, .. } => instances.iter().map(|(i, _)| i.raw()).collect(),
-        };
-        self.model
-            .work(&raws)
-            .pixels
-            .saturating_mul(DECODED_BYTES_PER_PIXEL)
     }
 }
 

@@ -5,11 +5,8 @@
 use reqwest::blocking::multipart::{Form, Part};
 use serde_json::{json, Value};
 
-use max_mnist_api::LoadedModel;
-
 use crate::helpers::{
-    image_form, load_model, ok_json, sample, sample_base64, service_settings, spawn_app,
-    spawn_app_with_models, titanic_dir, titanic_model, upstream_weights, TestApp,
+    image_form, ok_json, sample, sample_base64, spawn_app, titanic_dir, titanic_first_app, TestApp,
 };
 
 fn document(app: &TestApp) -> Value {
@@ -307,23 +304,9 @@ fn raw_bodies_are_files_with_multipart_and_json_alternatives() {
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
 fn the_model_and_version_parameters_are_the_ones_served_and_tabular_answers_fit_too() {
-    let (titanic, dir) = (titanic_model(), titanic_dir());
+    let dir = titanic_dir();
     // Titanic first, so that the MAX routes answer with it.
-    let app = spawn_app_with_models(
-        vec![
-            LoadedModel {
-                model: titanic,
-                url: "titanic.mar".into(),
-                loaded_at_startup: true,
-            },
-            LoadedModel {
-                model: load_model(upstream_weights(), Some("max")),
-                url: "mnist-classifier.pt".into(),
-                loaded_at_startup: true,
-            },
-        ],
-        service_settings(),
-    );
+    let app = titanic_first_app(None);
     let document = document(&app);
     let parameters = document["paths"]["/predictions/{model}/{version}"]["post"]["parameters"]
         .as_array()

@@ -349,6 +349,28 @@ pub fn service_settings() -> ServiceSettings {
     settings().service_settings(Path::new(""))
 }
 
+/// Titanic first (the MAX routes' model), the MAX model beside it; `input_dir` when given.
+pub fn titanic_first_app(input_dir: Option<&Path>) -> TestApp {
+    let titanic = titanic_model();
+    let mut service = service_settings();
+    service.input_dir = input_dir.map(Path::to_path_buf);
+    spawn_app_with_models(
+        vec![
+            LoadedModel {
+                model: titanic,
+                url: "titanic.mar".into(),
+                loaded_at_startup: true,
+            },
+            LoadedModel {
+                model: load_model(upstream_weights(), Some("max")),
+                url: "mnist-classifier.pt".into(),
+                loaded_at_startup: true,
+            },
+        ],
+        service,
+    )
+}
+
 /// The real server on a port of its own, in a thread, with a client that does not follow redirects.
 pub struct TestApp {
     pub address: String,

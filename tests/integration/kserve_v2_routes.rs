@@ -23,6 +23,21 @@ pub fn output<'a>(body: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no output {name} in {body}"))
 }
 
+/// A 200 answer with binary tensors (Triton's extension): its JSON header and the bytes after it.
+fn binary_answer(response: reqwest::blocking::Response) -> (Value, Vec<u8>) {
+    assert_eq!(response.status(), 200);
+    let json_length: usize = response
+        .headers()
+        .get("Inference-Header-Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Inference-Header-Content-Length");
+    let mut bytes = response.bytes().expect("body").to_vec();
+    let binary = bytes.split_off(json_length);
+    let header = serde_json::from_slice(&bytes).expect("JSON header");
+    (header, binary)
+}
+
 #[test]
 fn server_and_model_metadata_and_health() {
     let app = spawn_app();
@@ -134,16 +149,7 @@ fn binary_tensors_in_and_out_as_tritonclient_sends_them() {
         .body(body)
         .send()
         .expect("POST");
-    assert_eq!(response.status(), 200);
-    let json_length: usize = response
-        .headers()
-        .get("Inference-Header-Content-Length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Inference-Header-Content-Length");
-    let bytes = response.bytes().expect("body");
-    let (json_part, binary) = bytes.split_at(json_length);
-    let answer: Value = serde_json::from_slice(json_part).expect("JSON header");
+    let (answer, binary) = binary_answer(response);
     assert_eq!(
         output(&answer, "predict")["parameters"]["binary_data_size"],
         16
@@ -388,16 +394,7 @@ fn explain_answers_the_attributions_as_an_fp64_tensor_equal_to_the_v1_explanatio
 
     let binary = bytes_request(&[3], json!({"parameters": {"binary_data_output": true}}));
     let response = app.v2_explain("mnist", &binary);
-    assert_eq!(response.status(), 200);
-    let json_length: usize = response
-        .headers()
-        .get("Inference-Header-Content-Length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .expect("Inference-Header-Content-Length");
-    let bytes = response.bytes().expect("body");
-    let (header, data) = bytes.split_at(json_length);
-    let header: Value = serde_json::from_slice(header).expect("JSON header");
+    let (header, data) = binary_answer(response);
     assert_eq!(
         header["outputs"][0]["parameters"]["binary_data_size"],
         784 * 8

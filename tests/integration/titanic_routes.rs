@@ -3,17 +3,13 @@
 //! of numbers; the mean attributions and their chart; `input_file_path`; each bad input refused with
 //! a 400 naming its row and column.
 
-use std::path::Path;
-
-use max_mnist_api::LoadedModel;
 use reqwest::blocking::multipart::{Form, Part};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    json_numbers, kserve_error, load_model, max_error, ok_json, png_body, service_settings,
-    spawn_app_with_models, titanic_dir, titanic_model, titanic_reference, torchserve_error,
-    upstream_weights, TestApp,
+    json_numbers, kserve_error, max_error, ok_json, png_body, titanic_dir, titanic_first_app,
+    titanic_reference, torchserve_error, TestApp,
 };
 use crate::kserve_v2_routes::output;
 use crate::titanic::{assert_close_to_largest, reference_mean, TEST_FILES};
@@ -22,28 +18,6 @@ const FEATURES: [&str; 12] = [
     "age", "sibsp", "parch", "fare", "female", "male", "embark_C", "embark_Q", "embark_S",
     "class_1", "class_2", "class_3",
 ];
-
-/// Titanic first (the MAX routes' model), the MAX model beside it; `input_dir` when given.
-fn app(input_dir: Option<&Path>) -> TestApp {
-    let titanic = titanic_model();
-    let mut service = service_settings();
-    service.input_dir = input_dir.map(Path::to_path_buf);
-    spawn_app_with_models(
-        vec![
-            LoadedModel {
-                model: titanic,
-                url: "titanic.mar".into(),
-                loaded_at_startup: true,
-            },
-            LoadedModel {
-                model: load_model(upstream_weights(), Some("max")),
-                url: "mnist-classifier.pt".into(),
-                loaded_at_startup: true,
-            },
-        ],
-        service,
-    )
-}
 
 fn test_csv(file: &str) -> Vec<u8> {
     let dir = titanic_dir();
@@ -109,7 +83,7 @@ fn mean_map(body: &Value) -> Vec<f32> {
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
 fn every_protocol_answers_each_passenger_of_both_test_files() {
-    let (app, reference) = (app(None), titanic_reference());
+    let (app, reference) = (titanic_first_app(None), titanic_reference());
     for (file, key) in TEST_FILES {
         let csv = test_csv(file);
         let labels = labels_of(&reference, key);
@@ -245,7 +219,7 @@ fn every_protocol_answers_each_passenger_of_both_test_files() {
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
 fn explanations_come_as_means_per_feature_rows_and_a_chart() {
-    let (app, reference) = (app(None), titanic_reference());
+    let (app, reference) = (titanic_first_app(None), titanic_reference());
     let csv = test_csv("titanic_survived.csv");
     let form = || Form::new().part("file", Part::bytes(csv.clone()).file_name("s.csv"));
     let body = ok_json(app.post_form("/model/explain", form()));
@@ -306,7 +280,7 @@ fn explanations_come_as_means_per_feature_rows_and_a_chart() {
 fn input_file_path_is_refused_unless_an_input_directory_is_named_and_then_confined_to_it() {
     let dir = titanic_dir();
     let request = json!({"input_file_path": ["titanic_survived.csv"]});
-    let closed = app(None);
+    let closed = titanic_first_app(None);
     let message = torchserve_error(
         closed.post_json("/predictions/titanic", &request),
         400,
@@ -321,7 +295,7 @@ fn input_file_path_is_refused_unless_an_input_directory_is_named_and_then_confin
         assert!(message.contains(says), "{says}: {message}");
     }
 
-    let open = app(Some(&dir.join("test_data")));
+    let open = titanic_first_app(Some(&dir.join("test_data")));
     let labels = ok_json(open.post_json("/predictions/titanic", &request));
     assert_eq!(labels.as_array().map(Vec::len), Some(71));
     let titanic3 = dir.join("titanic3.csv");
@@ -343,7 +317,7 @@ fn input_file_path_is_refused_unless_an_input_directory_is_named_and_then_confin
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
 fn bad_passengers_are_400s_naming_the_row_and_the_column() {
-    let app = app(None);
+    let app = titanic_first_app(None);
     let header = "pclass,sex,age,sibsp,parch,fare,embarked";
     let csv = |rows: &str| format!("{header}\n1,female,29,0,0,211.3,S\n{rows}\n").into_bytes();
     let cases: Vec<(Vec<u8>, &str)> = vec![
@@ -429,7 +403,7 @@ fn bad_passengers_are_400s_naming_the_row_and_the_column() {
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
 fn the_demo_page_of_a_tabular_model_is_the_passenger_form() {
-    let app = app(None);
+    let app = titanic_first_app(None);
     for path in ["/demo", "/demo?model=titanic"] {
         let response = app.get(path);
         assert_eq!(response.status(), 200, "{path}");
