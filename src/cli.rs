@@ -143,7 +143,7 @@ pub struct TorchServeArgs {
 
 /// Bearer tokens (each off unless set). Prefer the environment or a file to a flag, which other
 /// users of the machine can read in the process list.
-#[derive(Debug, Args, Default)]
+#[derive(Debug, Clone, Args, Default)]
 pub struct TokenArgs {
     /// Token every inference route asks for (health routes, /metrics and the docs stay open).
     #[arg(

@@ -219,11 +219,7 @@ fn apply(
     tokens: &TokenArgs,
     tokens_disabled: bool,
 ) -> anyhow::Result<()> {
-    let mut tokens = TokenArgs {
-        inference_token: tokens.inference_token.clone(),
-        management_token: tokens.management_token.clone(),
-        token_file: tokens.token_file.clone(),
-    };
+    let mut tokens = tokens.clone();
     if let Some(ts) = ts {
         if let Some(threads) = ts.netty_threads {
             service.limits.http_workers = Some(threads);
