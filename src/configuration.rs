@@ -1,6 +1,8 @@
 //! Typed settings, layered: flags > environment (both via clap) > `config.toml` > the defaults,
 //! which are the `config.toml` shipped with the source.
 
+use max_mnist_core::architectures::my_convnet::MyConvNet;
+use max_mnist_core::Architecture;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -137,6 +139,7 @@ impl Settings {
     pub fn service_settings(&self, model_store: &Path) -> ServiceSettings {
         ServiceSettings {
             metadata: self.metadata.clone(),
+            metadata_network: MyConvNet.network().name,
             model_store: Some(model_store.to_owned()).filter(|d| !d.as_os_str().is_empty()),
             load_limits: self.load_limits(),
             auth: AuthSettings::default(),

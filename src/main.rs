@@ -123,8 +123,8 @@ fn log_start(
             "model `{}` version {}: {} ({}) from {}",
             info.name,
             info.version,
-            info.architecture.name(),
-            info.architecture.origin(),
+            info.network.name,
+            info.network.origin,
             model.url
         );
     }

@@ -100,9 +100,12 @@ impl From<CoreError> for ApiError {
                     _ => Self::BadRequest(message),
                 }
             }
-            CoreError::Argument(message) => Self::BadRequest(message),
+            CoreError::Argument(message) | CoreError::Unsupported(message) => {
+                Self::BadRequest(message)
+            }
             other @ (CoreError::Weights(_)
             | CoreError::Inference(_)
+            | CoreError::Engine(_)
             | CoreError::Encoding(_)
             | CoreError::Internal(_)) => Self::Internal(other.to_string()),
         }

@@ -181,17 +181,15 @@ impl Metrics {
     /// Lists a model in `max_mnist_model_info`.
     pub fn add_model(&self, info: &ModelInfo) {
         self.model_info
-            .with_label_values(&[&info.name, &info.version, info.architecture.name()])
+            .with_label_values(&[&info.name, &info.version, &info.network.name])
             .set(1);
     }
 
     /// Takes a model out of `max_mnist_model_info` (its other series stay, as counters do).
     pub fn remove_model(&self, info: &ModelInfo) {
-        let _ = self.model_info.remove_label_values(&[
-            &info.name,
-            &info.version,
-            info.architecture.name(),
-        ]);
+        let _ =
+            self.model_info
+                .remove_label_values(&[&info.name, &info.version, &info.network.name]);
     }
 
     /// The histogram of a model's forward-pass sizes.

@@ -82,10 +82,7 @@ pub fn document(
         .map(|m| {
             format!(
                 "`{}` ({} from {}, version {})",
-                m.name,
-                m.architecture.name(),
-                m.architecture.origin(),
-                m.version
+                m.name, m.network.name, m.network.origin, m.version
             )
         })
         .collect();

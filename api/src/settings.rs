@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use max_mnist_core::{Architecture, LoadLimits, ModelInfo};
+use max_mnist_core::{LoadLimits, ModelInfo};
 
 use crate::auth::AuthSettings;
 
@@ -48,6 +48,9 @@ pub struct ServiceSettings {
     /// Where TorchServe's `{"input_file_path": …}` may read CSV files; `None`: nowhere.
     pub input_dir: Option<std::path::PathBuf>,
     pub api: ApiInfo,
+    /// The network [`Self::metadata`] describes: a first model of another network describes
+    /// itself.
+    pub metadata_network: String,
     pub cors: CorsSettings,
     pub limits: RequestLimits,
     /// Whether the management API registers and unregisters models (TorchServe's
@@ -59,20 +62,21 @@ impl ServiceSettings {
     /// `GET /model/metadata` for `first`, the model the MAX routes answer with: the configured
     /// metadata for MAX's MyConvNet, else what the network says of itself.
     pub fn metadata_of(&self, first: &ModelInfo) -> ModelMetadata {
-        match first.architecture {
-            Architecture::MyConvNet => self.metadata.clone(),
-            architecture => ModelMetadata {
-                id: first.name.clone(),
-                name: format!("{} ({})", architecture.origin(), architecture.name()),
-                description: architecture.description().to_owned(),
-                kind: if first.input.kind == max_mnist_core::InputKind::Image {
-                    self.metadata.kind.clone()
-                } else {
-                    "Tabular Classification".to_owned()
-                },
-                source: architecture.source().to_owned(),
-                license: "Apache-2.0".to_owned(),
+        let network = &first.network;
+        if network.name == self.metadata_network {
+            return self.metadata.clone();
+        }
+        ModelMetadata {
+            id: first.name.clone(),
+            name: format!("{} ({})", network.origin, network.name),
+            description: network.description.clone(),
+            kind: if first.input.kind == max_mnist_core::InputKind::Image {
+                self.metadata.kind.clone()
+            } else {
+                "Tabular Classification".to_owned()
             },
+            source: network.source.clone(),
+            license: "Apache-2.0".to_owned(),
         }
     }
 }

@@ -41,8 +41,8 @@ fn my_convnet() -> MyConvNetModel {
         )
     });
     let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
-    let (architecture, state_dict) = Architecture::recognise(tensors).expect("MyConvNet");
-    assert_eq!(architecture, Architecture::MyConvNet);
+    let (architecture, state_dict) = max_mnist_core::recognise(tensors).expect("MyConvNet");
+    assert_eq!(architecture.network().name, "MyConvNet");
     let identity = ModelIdentity {
         name: "mnist".into(),
         version: "1".into(),
@@ -80,7 +80,7 @@ impl CandleNet {
     fn load(dir: &std::path::Path) -> Self {
         let bytes = std::fs::read(dir.join("mnist_cnn.pt")).expect("mnist_cnn.pt");
         let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
-        let (_, state_dict) = Architecture::recognise(tensors).expect("Net");
+        let (_, state_dict) = max_mnist_core::recognise(tensors).expect("Net");
         let tensor = |name: &str| state_dict[name].clone();
         let conv = |layer: &str| {
             let weight = tensor(&format!("{layer}.weight"));

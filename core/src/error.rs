@@ -60,7 +60,7 @@ pub enum WeightsError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the file is not a PyTorch checkpoint (legacy or zip), a safetensors file or a TorchServe .mar archive")]
+    #[error("the file is not a PyTorch checkpoint (legacy or zip), a safetensors file, an ONNX model or a TorchServe .mar archive")]
     UnknownFormat,
     #[error("malformed checkpoint: {0}")]
     Malformed(String),
@@ -77,6 +77,10 @@ pub enum WeightsError {
     },
     #[error("tensor `{name}` has dtype {found}; floating-point weights are needed")]
     WrongDtype { name: String, found: String },
+    #[error("ONNX model: {0}")]
+    Onnx(String),
+    #[error("this is a TorchScript file, which would need PyTorch to run: export the network to ONNX instead, with `torch.onnx.export(model, example, \"model.onnx\", dynamic_axes={{\"input\": {{0: \"batch\"}}}})`, and serve model.onnx (or a .mar made with --serialized-file model.onnx)")]
+    TorchScript,
     #[error("model archive: {0}")]
     Archive(String),
     #[error("{what} is {size} bytes, more than the limit of {limit} (setting limits.max_model_bytes): check the file, or raise the limit")]
@@ -95,12 +99,19 @@ pub enum CoreError {
     /// count out of range.
     #[error("{0}")]
     Argument(String),
+    /// The client asked for something this model does not do, such as explaining a network whose
+    /// gradient the server cannot compute.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(transparent)]
     Weights(#[from] WeightsError),
     #[error("inference failed: {0}")]
     Inference(#[from] candle_core::Error),
     #[error("cannot encode the picture: {0}")]
     Encoding(String),
+    /// ONNX Runtime refused to run the graph.
+    #[error("ONNX Runtime failed: {0}")]
+    Engine(String),
     /// A bug.
     #[error("{0}")]
     Internal(String),

@@ -10,9 +10,9 @@ use crate::model::{InputInfo, ModelInput, RawInput};
 use crate::{heatmap, normalise, CoreError, InputError};
 
 /// Side of the MNIST canvas, in pixels.
-pub const SIDE: usize = 28;
+pub const MNIST_SIDE: usize = 28;
 /// Pixels of one MNIST image.
-pub const PIXELS: usize = SIDE * SIDE;
+pub const MNIST_PIXELS: usize = MNIST_SIDE * MNIST_SIDE;
 
 /// torchvision's `ToTensor()` then `Normalize((mean,), (std,))`, in `f32` as PyTorch computes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,7 +94,7 @@ impl ImagePipeline {
             .iter()
             .map(|&v| self.normalisation.intensity(v))
             .collect();
-        heatmap::heatmap_png(&intensities, attributions)
+        heatmap::heatmap_png(&intensities, attributions, MNIST_SIDE)
     }
 }
 
@@ -206,8 +206,8 @@ fn decode_error(err: image::ImageError, limits: &ImageLimits) -> InputError {
 ///
 /// A 28×28 single-channel image is MNIST format and is taken as it is: that reproduces the upstream
 /// logits. Anything else is normalised the way MNIST was made ([`normalise::mnist_style`]).
-pub fn to_mnist_pixels(image: DynamicImage) -> [u8; PIXELS] {
-    let side = SIDE as u32;
+pub fn to_mnist_pixels(image: DynamicImage) -> [u8; MNIST_PIXELS] {
+    let side = MNIST_SIDE as u32;
     let single_channel = matches!(
         image,
         DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_)
@@ -215,7 +215,7 @@ pub fn to_mnist_pixels(image: DynamicImage) -> [u8; PIXELS] {
     if !(single_channel && image.dimensions() == (side, side)) {
         return normalise::mnist_style(image);
     }
-    let mut pixels = [0u8; PIXELS];
+    let mut pixels = [0u8; MNIST_PIXELS];
     match image {
         DynamicImage::ImageLuma8(gray) => pixels.copy_from_slice(gray.as_raw()),
         other => pixels.copy_from_slice(other.to_luma8().as_raw()),
@@ -251,8 +251,8 @@ mod tests {
     fn image_info() -> InputInfo {
         InputInfo {
             kind: crate::model::InputKind::Image,
-            name: "input-0",
-            shape: vec![1, SIDE, SIDE],
+            name: "input-0".into(),
+            shape: vec![1, MNIST_SIDE, MNIST_SIDE],
             feature_names: Vec::new(),
         }
     }
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn numeric_instances_in_0_1_or_0_255_match_the_image_path() {
-        let pixels: [u8; PIXELS] = std::array::from_fn(|i| (i * 7 % 256) as u8);
+        let pixels: [u8; MNIST_PIXELS] = std::array::from_fn(|i| (i * 7 % 256) as u8);
         let gray = image::GrayImage::from_raw(28, 28, pixels.to_vec()).expect("28×28");
         let png = encode(&DynamicImage::ImageLuma8(gray), ImageFormat::Png);
         let from_image = pipeline()
@@ -309,7 +309,7 @@ mod tests {
             })
         ));
         for bad in [-0.1, 256.0, f64::NAN, f64::INFINITY] {
-            let mut values = vec![0.0; PIXELS];
+            let mut values = vec![0.0; MNIST_PIXELS];
             values[100] = bad;
             assert!(
                 matches!(
@@ -341,7 +341,7 @@ mod tests {
             }
         }
         let pixels = to_mnist_pixels(DynamicImage::ImageRgb8(rgb));
-        let inked: Vec<usize> = (0..PIXELS).filter(|&i| pixels[i] > 128).collect();
+        let inked: Vec<usize> = (0..MNIST_PIXELS).filter(|&i| pixels[i] > 128).collect();
         assert_eq!(inked.len(), 10 * 20, "a 3×6 block becomes 10×20");
         assert!(inked
             .iter()

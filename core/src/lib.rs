@@ -15,14 +15,14 @@ pub mod normalise;
 pub mod records;
 pub mod weights;
 
-pub use architectures::{Architecture, ModelIdentity};
+pub use architectures::{recognise, Architecture, ModelIdentity, ARCHITECTURES};
 pub use error::{CoreError, InputError, WeightsError};
 pub use explain::Explanation;
 pub use image_input::ImageLimits;
 pub use loading::{load, LoadLimits, ModelSource};
 pub use model::{
-    classify, explain, explain_all, ClassProbability, Classification, DefaultTarget, Explained,
-    ExplanationInfo, InputKind, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
-    Work,
+    classify, explain, explain_all, Answer, ClassProbability, Classification, DefaultTarget,
+    Explained, ExplanationInfo, InputKind, Model, ModelInfo, ModelInput, ModelOutput, NetworkInfo,
+    OutputKind, RawInput, Work,
 };
 pub use records::{Field, Record};

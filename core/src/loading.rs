@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::architectures::{Architecture, ModelIdentity};
+use crate::architectures::{recognise, ModelIdentity};
 use crate::model::Model;
 use crate::{archive, weights, CoreError, ImageLimits, WeightsError};
 
@@ -59,7 +59,7 @@ pub fn load(source: &ModelSource, limits: &LoadLimits) -> Result<Arc<dyn Model>,
         };
         (weights::read_tensors(&bytes)?, identity)
     };
-    let (architecture, state_dict) = Architecture::recognise(tensors)?;
+    let (architecture, state_dict) = recognise(tensors)?;
     architecture.build(&state_dict, identity, limits.image.clone())
 }
 

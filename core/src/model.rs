@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 
-use crate::architectures::Architecture;
 use crate::explain::Explanation;
 use crate::image_input::declared_pixels;
 use crate::records::Record;
@@ -115,6 +114,11 @@ pub trait Model: Send + Sync {
     /// Each class's probability and the most probable one.
     fn post_process(&self, output: &ModelOutput) -> Classification {
         Classification::new(self.info().output.kind.probabilities(&output.0))
+    }
+
+    /// Whether the model can be explained at all: [`CoreError::Unsupported`] saying why not.
+    fn explainable(&self) -> Result<(), CoreError> {
+        Ok(())
     }
 
     /// Integrated Gradients of output `target` at `input`, as Captum computes them, with `steps`
@@ -241,6 +245,7 @@ pub fn explain(
     target: Option<usize>,
     settings: ExplanationInfo,
 ) -> Result<Explained, CoreError> {
+    model.explainable()?;
     let input = model.pre_process(raw)?;
     let output = model
         .predict(std::slice::from_ref(&input))?
@@ -266,12 +271,25 @@ pub struct ModelInfo {
     /// The name the routes know it by, such as `mnist`.
     pub name: String,
     pub version: String,
-    pub architecture: Architecture,
+    pub network: NetworkInfo,
     pub input: InputInfo,
     pub output: OutputInfo,
     pub explanation: ExplanationInfo,
     /// Multiply-adds of one instance's forward pass.
     pub multiply_adds: u64,
+}
+
+/// Who a model's network is, for people: MAX's metadata, TorchServe's description, logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkInfo {
+    /// The PyTorch class name (`Net`), or `ONNX` for a graph.
+    pub name: String,
+    /// Where it comes from (`TorchServe's MNIST example`).
+    pub origin: String,
+    /// A sentence on what it does.
+    pub description: String,
+    /// Where its code and training live.
+    pub source: String,
 }
 
 /// What kind of thing an instance is.
@@ -287,7 +305,7 @@ pub enum InputKind {
 pub struct InputInfo {
     pub kind: InputKind,
     /// The input tensor's name in KServe v2 metadata.
-    pub name: &'static str,
+    pub name: String,
     /// The shape of one instance, as the PyTorch module takes it (`[1, 28, 28]`).
     pub shape: Vec<usize>,
     /// What each value means, for tabular models; empty for images.
@@ -386,6 +404,20 @@ pub struct OutputInfo {
     pub kind: OutputKind,
     /// One label per class, in class order.
     pub labels: Vec<String>,
+    /// How TorchServe's predictions route answers, as the model's handler did.
+    pub answer: Answer,
+}
+
+/// What TorchServe's `/predictions` answers for each instance, as the model's original handler did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The most probable class's number (`7`), as the MNIST example's handler.
+    Class,
+    /// The most probable class's label (`"Survived"`), as the Titanic example's handler.
+    Label,
+    /// The `k` most probable labels with their probabilities (`{"tabby": 0.41, …}`), as
+    /// TorchServe's `image_classifier` handler.
+    TopLabels(usize),
 }
 
 impl OutputInfo {
@@ -439,7 +471,7 @@ mod tests {
     fn instance_shapes_are_the_declared_the_trimmed_and_the_flat() {
         let image = InputInfo {
             kind: InputKind::Image,
-            name: "input-0",
+            name: "input-0".into(),
             shape: vec![1, 28, 28],
             feature_names: Vec::new(),
         };

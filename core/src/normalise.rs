@@ -8,7 +8,7 @@
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GenericImageView, GrayImage, ImageBuffer, Luma};
 
-use crate::image_input::{PIXELS, SIDE};
+use crate::image_input::{MNIST_PIXELS, MNIST_SIDE};
 
 /// Larger pictures are first shrunk (by area averaging) so that their longer side is this long:
 /// enough detail for a 20 px digit, and bounded work for every later step.
@@ -25,14 +25,14 @@ const BACKGROUND_QUANTILE: f32 = 0.9;
 pub type FloatImage = ImageBuffer<Luma<f32>, Vec<f32>>;
 
 /// The MNIST-style 28×28 pixels of any image.
-pub fn mnist_style(image: DynamicImage) -> [u8; PIXELS] {
+pub fn mnist_style(image: DynamicImage) -> [u8; MNIST_PIXELS] {
     let ink = ink_bright(shrink(composite_luma(image)));
     let filtered = median3(&ink);
     let Some(levels) = Levels::measure(&ink, &filtered) else {
-        return [0; PIXELS];
+        return [0; MNIST_PIXELS];
     };
     let Some(bbox) = ink_bounding_box(&ink, &filtered, &levels) else {
-        return [0; PIXELS];
+        return [0; MNIST_PIXELS];
     };
     let digit = FloatImage::from_fn(bbox.width, bbox.height, |x, y| {
         Luma([levels.stretch(ink.get_pixel(bbox.x + x, bbox.y + y).0[0])])
@@ -218,8 +218,8 @@ pub fn scale_to_box(digit: &FloatImage) -> FloatImage {
 
 /// Places the digit in a black 28×28 canvas with its centre of mass at the centre (14, 14), as
 /// MNIST did (integer shift, the digit kept whole inside the canvas).
-pub fn centre_by_mass(digit: &FloatImage) -> [u8; PIXELS] {
-    let side = SIDE as u32;
+pub fn centre_by_mass(digit: &FloatImage) -> [u8; MNIST_PIXELS] {
+    let side = MNIST_SIDE as u32;
     let (width, height) = digit.dimensions();
     let (mut mass, mut sum_x, mut sum_y) = (0f64, 0f64, 0f64);
     for (x, y, pixel) in digit.enumerate_pixels() {
@@ -240,7 +240,7 @@ pub fn centre_by_mass(digit: &FloatImage) -> [u8; PIXELS] {
             .clamp(0.0, f64::from(side.saturating_sub(extent))) as u32
     };
     let (left, top) = (offset(sum_x, width), offset(sum_y, height));
-    let mut canvas = [0u8; PIXELS];
+    let mut canvas = [0u8; MNIST_PIXELS];
     for (x, y, pixel) in digit.enumerate_pixels() {
         let (cx, cy) = (left + x, top + y);
         if cx < side && cy < side {
@@ -281,11 +281,11 @@ mod tests {
     }
 
     /// Bounding box of the pixels above half brightness in a 28×28 canvas.
-    fn canvas_box(pixels: &[u8; PIXELS]) -> Option<Rect> {
+    fn canvas_box(pixels: &[u8; MNIST_PIXELS]) -> Option<Rect> {
         bounding_box(28, 28, |x, y| pixels[(y * 28 + x) as usize] > 127)
     }
 
-    fn centre_of_mass(pixels: &[u8; PIXELS]) -> (f64, f64) {
+    fn centre_of_mass(pixels: &[u8; MNIST_PIXELS]) -> (f64, f64) {
         let (mut mass, mut sx, mut sy) = (0.0, 0.0, 0.0);
         for (i, &p) in pixels.iter().enumerate() {
             let value = f64::from(p);
@@ -406,7 +406,7 @@ mod tests {
             DynamicImage::ImageRgba8(RgbaImage::new(50, 50)),
             DynamicImage::ImageLuma8(GrayImage::new(1, 1)),
         ] {
-            assert_eq!(mnist_style(image), [0; PIXELS]);
+            assert_eq!(mnist_style(image), [0; MNIST_PIXELS]);
         }
     }
 
@@ -429,7 +429,8 @@ mod tests {
             (3, [20, 20, 120], [240, 240, 240]),
         ] {
             let result = mnist_style(DynamicImage::ImageRgb8(draw(scale, ink, paper)));
-            let size = |pixels: &[u8; PIXELS]| canvas_box(pixels).map(|b| (b.width, b.height));
+            let size =
+                |pixels: &[u8; MNIST_PIXELS]| canvas_box(pixels).map(|b| (b.width, b.height));
             assert_eq!(
                 size(&result),
                 size(&reference),
@@ -440,7 +441,8 @@ mod tests {
                 (x - 14.0).abs() <= 0.5 && (y - 14.0).abs() <= 0.5,
                 "centre ({x}, {y})"
             );
-            let mass = |pixels: &[u8; PIXELS]| pixels.iter().map(|&p| f64::from(p)).sum::<f64>();
+            let mass =
+                |pixels: &[u8; MNIST_PIXELS]| pixels.iter().map(|&p| f64::from(p)).sum::<f64>();
             let ratio = mass(&result) / mass(&reference);
             assert!(
                 (0.95..=1.05).contains(&ratio),

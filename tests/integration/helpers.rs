@@ -12,8 +12,8 @@ use base64::Engine;
 use max_mnist::configuration::Settings;
 use max_mnist_api::{Application, Listeners, LoadedModel, ServiceSettings};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
-use max_mnist_core::image_input::PIXELS;
-use max_mnist_core::{Architecture, Model, ModelIdentity, ModelSource};
+use max_mnist_core::image_input::MNIST_PIXELS as PIXELS;
+use max_mnist_core::{Model, ModelIdentity, ModelSource};
 use reqwest::blocking::multipart::Form;
 use reqwest::blocking::Response;
 use serde_json::Value;
@@ -118,8 +118,8 @@ pub fn upstream_model() -> Arc<MyConvNetModel> {
             let bytes = std::fs::read(upstream_weights()).expect("read the upstream weights");
             let tensors = max_mnist_core::weights::read_tensors(&bytes).expect("a checkpoint");
             let (architecture, state_dict) =
-                Architecture::recognise(tensors).expect("a known network");
-            assert_eq!(architecture, Architecture::MyConvNet);
+                max_mnist_core::recognise(tensors).expect("a known network");
+            assert_eq!(architecture.network().name, "MyConvNet");
             let settings = settings();
             let identity = ModelIdentity {
                 name: settings.model.name.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use max_mnist_api::LoadedModel;
 use max_mnist_core::architectures::net::NORMALISATION;
-use max_mnist_core::{Architecture, DefaultTarget, Model, ModelInput, OutputKind, RawInput};
+use max_mnist_core::{DefaultTarget, Model, ModelInput, OutputKind, RawInput};
 use serde_json::json;
 
 use crate::exactness::argmax;
@@ -61,7 +61,7 @@ fn all_ten_thousand_predictions_equal_pytorchs_from_the_mar_and_both_checkpoints
     let mut first: Option<Vec<Vec<f32>>> = None;
     for (file, model) in models {
         let info = model.info();
-        assert_eq!(info.architecture, Architecture::Net, "{file}");
+        assert_eq!(info.network.name, "Net", "{file}");
         assert_eq!(info.output.kind, OutputKind::LogProbabilities);
         let outputs = log_probabilities(model.as_ref(), &inputs);
         let mismatches: Vec<usize> = (0..10_000)

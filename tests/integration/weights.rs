@@ -9,14 +9,14 @@ use candle_core::{DType, Tensor};
 use max_mnist_core::architectures::my_convnet::TENSORS as MY_CONVNET_TENSORS;
 use max_mnist_core::architectures::StateDict;
 use max_mnist_core::weights::{read_tensors, WeightsFormat};
-use max_mnist_core::{Architecture, WeightsError};
+use max_mnist_core::WeightsError;
 
 use crate::helpers::upstream_weights;
 
 /// The file's tensors, recognised as MyConvNet's.
 fn read_state_dict(bytes: &[u8]) -> Result<StateDict, WeightsError> {
-    let (architecture, state_dict) = Architecture::recognise(read_tensors(bytes)?)?;
-    assert_eq!(architecture, Architecture::MyConvNet);
+    let (architecture, state_dict) = max_mnist_core::recognise(read_tensors(bytes)?)?;
+    assert_eq!(architecture.network().name, "MyConvNet");
     Ok(state_dict)
 }
 

@@ -312,10 +312,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 mod tests {
     use serde_json::json;
 
+    use max_mnist_core::architectures::net::Net;
     use max_mnist_core::model::{
         DefaultTarget, ExplanationInfo, InputInfo, OutputInfo, OutputKind,
     };
-    use max_mnist_core::Architecture;
+    use max_mnist_core::{Answer, Architecture};
 
     use super::*;
 
@@ -323,16 +324,17 @@ mod tests {
         ModelInfo {
             name: "mnist".into(),
             version: "1".into(),
-            architecture: Architecture::Net,
+            network: Net.network(),
             input: InputInfo {
                 kind: InputKind::Image,
-                name: "input-0",
+                name: "input-0".into(),
                 shape: vec![1, 28, 28],
                 feature_names: Vec::new(),
             },
             output: OutputInfo {
                 kind: OutputKind::LogProbabilities,
                 labels: (0..10).map(|d: u8| d.to_string()).collect(),
+                answer: Answer::Class,
             },
             explanation: ExplanationInfo {
                 steps: 15,

@@ -105,9 +105,9 @@ pub struct ModelDescription {
     /// The `runtime` the registration named (`python`, `python3`, `LSP`), else `rust`.
     #[schema(example = "rust")]
     runtime: String,
-    /// The network, recognised from the state dict.
+    /// The network, recognised from the state dict (`ONNX` for a graph).
     #[schema(example = "Net")]
-    architecture: &'static str,
+    architecture: String,
     /// As registered or scaled; else the runners of the model's expensive work (setting
     /// limits.runners_per_model).
     min_workers: usize,
@@ -158,7 +158,7 @@ fn description(served: &ServedModel, state: &AppState) -> ModelDescription {
         model_url: served.url.clone(),
         engine: "max-mnist",
         runtime: registration.runtime.unwrap_or_else(|| "rust".into()),
-        architecture: info.architecture.name(),
+        architecture: info.network.name.clone(),
         min_workers: registration.min_workers.unwrap_or(runners),
         max_workers: registration.max_workers.unwrap_or(runners),
         batch_size: registration

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use max_mnist_core::InputKind;
+use max_mnist_core::{Answer, InputKind};
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::inference::{classify, explain, first_and_mean, FeatureMap, Instance, Nested};
@@ -26,7 +26,8 @@ type Model = Resolved<TorchServeError>;
 
 const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (`curl -T 7.png`), multipart `data` (or `file`), or JSON `{\"data\": \"<base64>\"}`. A tabular model: CSV with a header row (`text/csv`, or the multipart file), or JSON records (an object, a list of objects, or `{\"data\": [...]}`)";
 
-/// What `/predictions/{model}` answers: an image's class, or a label per passenger.
+/// What `/predictions/{model}` answers, as the model's handler did: an image's class, a label per
+/// row, or the most probable labels with their probabilities.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // documents the answer; the handler writes either
@@ -37,6 +38,10 @@ pub enum Prediction {
     /// A tabular model's label per passenger, in order.
     #[schema(example = json!(["Survived", "Not Survived"]))]
     Labels(Vec<String>),
+    /// The most probable labels and their probabilities, most probable first (TorchServe's
+    /// `image_classifier` handler).
+    #[schema(example = json!({"tabby": 0.41, "tiger_cat": 0.32}))]
+    TopLabels(std::collections::HashMap<String, f32>),
 }
 
 /// What `/explanations/{model}` answers in JSON: an image's attributions in its shape, or a tabular
@@ -234,18 +239,32 @@ async fn predict_one(
     let body = read_request(request, payload, state, model).await?;
     let classifications = classify(model, body.instances).await?;
     let info = model.info();
-    if info.input.kind == InputKind::Features {
-        let labels: Vec<&str> = classifications
-            .iter()
-            .map(|c| info.output.label(c.class))
-            .collect();
-        return Ok(HttpResponse::Ok().json(labels));
-    }
-    let class = classifications
-        .first()
-        .map(|classification| classification.class)
-        .ok_or_else(|| ApiError::Internal("the model returned no prediction".into()))?;
-    Ok(HttpResponse::Ok().json(class))
+    let first = || {
+        classifications
+            .first()
+            .ok_or_else(|| ApiError::Internal("the model returned no prediction".into()))
+    };
+    Ok(match info.output.answer {
+        Answer::Class => HttpResponse::Ok().json(first()?.class),
+        Answer::Label => {
+            let labels: Vec<&str> = classifications
+                .iter()
+                .map(|c| info.output.label(c.class))
+                .collect();
+            HttpResponse::Ok().json(labels)
+        }
+        Answer::TopLabels(k) => {
+            let (names, values): (Vec<String>, Vec<f32>) = first()?
+                .top_k(k)
+                .iter()
+                .map(|p| (info.output.label(p.class).to_owned(), p.probability))
+                .unzip();
+            HttpResponse::Ok().json(FeatureMap {
+                names: &names,
+                values: &values,
+            })
+        }
+    })
 }
 
 /// Integrated Gradients as the model's TorchServe handler computes them, with POST or PUT (`curl -T

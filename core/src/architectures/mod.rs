@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use candle_core::{DType, Tensor};
 
-use crate::image_input::SIDE;
+use crate::image_input::MNIST_SIDE;
 use crate::model::{
-    ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, OutputInfo, OutputKind,
+    Answer, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, NetworkInfo, OutputInfo,
+    OutputKind,
 };
 use crate::{CoreError, ImageLimits, WeightsError};
 
@@ -22,15 +23,27 @@ pub type StateDict = HashMap<String, Tensor>;
 /// One tensor of an architecture's state dict: its name and shape.
 pub type TensorSpec = (&'static str, &'static [usize]);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Architecture {
-    /// MAX's MyConvNet.
-    MyConvNet,
-    /// TorchServe's MNIST example network.
-    Net,
-    /// The TorchServe + Captum Titanic example's TitanicSimpleNNModel.
-    Titanic,
+/// A network this server implements natively, recognised from a state dict. Adding one is a
+/// module that implements this and an entry in [`ARCHITECTURES`].
+pub trait Architecture: Sync {
+    /// Who the network is: its PyTorch class name, where it comes from, what it does.
+    fn network(&self) -> NetworkInfo;
+
+    /// Every tensor of its state dict.
+    fn tensors(&self) -> &'static [TensorSpec];
+
+    /// The served model, from a state dict [`recognise`] checked.
+    fn build(
+        &self,
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        limits: ImageLimits,
+    ) -> Result<Arc<dyn Model>, CoreError>;
 }
+
+/// The networks implemented natively.
+pub static ARCHITECTURES: [&dyn Architecture; 3] =
+    [&my_convnet::MyConvNet, &net::Net, &titanic::Titanic];
 
 /// What a model is called and what its classes are called, from the command line, the
 /// configuration or a model archive's manifest.
@@ -42,116 +55,57 @@ pub struct ModelIdentity {
     pub labels: Option<Vec<String>>,
 }
 
-impl Architecture {
-    pub const ALL: [Self; 3] = [Self::MyConvNet, Self::Net, Self::Titanic];
-
-    /// The PyTorch class name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MyConvNet => "MyConvNet",
-            Self::Net => "Net",
-            Self::Titanic => "TitanicSimpleNNModel",
-        }
-    }
-
-    /// Where the network comes from.
-    pub fn origin(self) -> &'static str {
-        match self {
-            Self::MyConvNet => "MAX PyTorch MNIST",
-            Self::Net => "TorchServe's MNIST example",
-            Self::Titanic => "TorchServe's Titanic example",
-        }
-    }
-
-    /// A sentence for people, as MAX's metadata gives one.
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::MyConvNet => my_convnet::DESCRIPTION,
-            Self::Net => net::DESCRIPTION,
-            Self::Titanic => titanic::DESCRIPTION,
-        }
-    }
-
-    /// Where its code and training live.
-    pub fn source(self) -> &'static str {
-        match self {
-            Self::MyConvNet => my_convnet::SOURCE,
-            Self::Net => net::SOURCE,
-            Self::Titanic => titanic::SOURCE,
-        }
-    }
-
-    /// Every tensor of its state dict.
-    pub fn tensors(self) -> &'static [TensorSpec] {
-        match self {
-            Self::MyConvNet => &my_convnet::TENSORS,
-            Self::Net => &net::TENSORS,
-            Self::Titanic => &titanic::TENSORS,
-        }
-    }
-
-    /// The architecture whose tensors a weights file holds — exactly its names with its shapes —
-    /// and those tensors as `f32`. Anything else is refused with a message that lists what the file
-    /// holds and what this server runs.
-    pub fn recognise(
-        mut tensors: HashMap<String, Tensor>,
-    ) -> Result<(Self, StateDict), WeightsError> {
-        let Some(architecture) = Self::ALL.into_iter().find(|architecture| {
-            let specs = architecture.tensors();
-            specs.len() == tensors.len()
-                && specs.iter().all(|(name, shape)| {
-                    tensors
-                        .get(*name)
-                        .is_some_and(|tensor| tensor.dims() == *shape)
+/// The architecture whose tensors a weights file holds — exactly its names with its shapes — and
+/// those tensors as `f32`. Anything else is refused with a message that lists what the file holds
+/// and what this server runs.
+pub fn recognise(
+    mut tensors: HashMap<String, Tensor>,
+) -> Result<(&'static dyn Architecture, StateDict), WeightsError> {
+    let Some(architecture) = ARCHITECTURES.iter().copied().find(|architecture| {
+        let specs = architecture.tensors();
+        specs.len() == tensors.len()
+            && specs.iter().all(|(name, shape)| {
+                tensors
+                    .get(*name)
+                    .is_some_and(|tensor| tensor.dims() == *shape)
+            })
+    }) else {
+        return Err(WeightsError::UnknownArchitecture {
+            found: describe_tensors(&tensors),
+            served: ARCHITECTURES
+                .iter()
+                .map(|a| {
+                    let specs: Vec<String> = a
+                        .tensors()
+                        .iter()
+                        .map(|(name, shape)| format!("{name} {shape:?}"))
+                        .collect();
+                    let network = a.network();
+                    format!(
+                        "{} ({}: {})",
+                        network.name,
+                        network.origin,
+                        specs.join(", ")
+                    )
                 })
-        }) else {
-            return Err(WeightsError::UnknownArchitecture {
-                found: describe_tensors(&tensors),
-                served: Self::ALL
-                    .iter()
-                    .map(|a| {
-                        let specs: Vec<String> = a
-                            .tensors()
-                            .iter()
-                            .map(|(name, shape)| format!("{name} {shape:?}"))
-                            .collect();
-                        format!("{} ({}: {})", a.name(), a.origin(), specs.join(", "))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            });
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    };
+    let mut checked = StateDict::with_capacity(tensors.len());
+    for (name, _) in architecture.tensors() {
+        let Some(tensor) = tensors.remove(*name) else {
+            continue;
         };
-        let mut checked = StateDict::with_capacity(tensors.len());
-        for (name, _) in architecture.tensors() {
-            let Some(tensor) = tensors.remove(*name) else {
-                continue;
-            };
-            if !tensor.dtype().is_float() {
-                return Err(WeightsError::WrongDtype {
-                    name: (*name).to_owned(),
-                    found: format!("{:?}", tensor.dtype()),
-                });
-            }
-            checked.insert((*name).to_owned(), tensor.to_dtype(DType::F32)?);
+        if !tensor.dtype().is_float() {
+            return Err(WeightsError::WrongDtype {
+                name: (*name).to_owned(),
+                found: format!("{:?}", tensor.dtype()),
+            });
         }
-        Ok((architecture, checked))
+        checked.insert((*name).to_owned(), tensor.to_dtype(DType::F32)?);
     }
-
-    /// The served model, from a state dict [`Self::recognise`] checked.
-    pub fn build(
-        self,
-        state_dict: &StateDict,
-        identity: ModelIdentity,
-        limits: ImageLimits,
-    ) -> Result<Arc<dyn Model>, CoreError> {
-        Ok(match self {
-            Self::MyConvNet => Arc::new(my_convnet::MyConvNetModel::new(
-                state_dict, identity, limits,
-            )?),
-            Self::Net => Arc::new(net::NetModel::new(state_dict, identity, limits)?),
-            Self::Titanic => Arc::new(titanic::TitanicModel::new(state_dict, identity)?),
-        })
-    }
+    Ok((architecture, checked))
 }
 
 /// `name [shape]` of up to a dozen tensors, sorted, and how many more there are.
@@ -185,7 +139,7 @@ pub(crate) fn flat(state_dict: &StateDict, name: &str) -> Result<Vec<f32>, Weigh
 /// networks are, explained by default as `explanation` says.
 pub(crate) fn digit_classifier_info(
     identity: ModelIdentity,
-    architecture: Architecture,
+    network: NetworkInfo,
     output: OutputKind,
     multiply_adds: u64,
     explanation: ExplanationInfo,
@@ -194,14 +148,15 @@ pub(crate) fn digit_classifier_info(
         output: OutputInfo {
             kind: output,
             labels: labels(&identity, 10)?,
+            answer: Answer::Class,
         },
         name: identity.name,
         version: identity.version,
-        architecture,
+        network,
         input: InputInfo {
             kind: InputKind::Image,
-            name: "input-0",
-            shape: vec![1, SIDE, SIDE],
+            name: "input-0".into(),
+            shape: vec![1, MNIST_SIDE, MNIST_SIDE],
             feature_names: Vec::new(),
         },
         explanation,
@@ -279,22 +234,22 @@ mod tests {
 
     #[test]
     fn each_architecture_is_recognised_by_its_shapes() {
-        for architecture in Architecture::ALL {
-            let (found, state_dict) =
-                Architecture::recognise(zeros(architecture.tensors())).expect("recognised");
-            assert_eq!(found, architecture);
+        for architecture in ARCHITECTURES {
+            let (found, state_dict) = recognise(zeros(architecture.tensors())).expect("recognised");
+            assert_eq!(found.network().name, architecture.network().name);
             assert!(state_dict.values().all(|t| t.dtype() == DType::F32));
         }
     }
 
     #[test]
     fn another_state_dict_is_refused_naming_what_it_holds_and_what_is_served() {
-        let mut tensors = zeros(Architecture::Net.tensors());
+        let mut tensors = zeros(net::Net.tensors());
         tensors.insert(
             "fc3.weight".into(),
             Tensor::zeros((2, 2), DType::F32, &Device::Cpu).expect("tensor"),
         );
-        let message = Architecture::recognise(tensors)
+        let message = recognise(tensors)
+            .map(|_| ())
             .expect_err("an extra tensor")
             .to_string();
         for expected in [
@@ -304,22 +259,23 @@ mod tests {
         ] {
             assert!(message.contains(expected), "{message}");
         }
-        let mut reshaped = zeros(Architecture::MyConvNet.tensors());
+        let mut reshaped = zeros(my_convnet::MyConvNet.tensors());
         reshaped.insert(
             "fc2.bias".into(),
             Tensor::zeros(11, DType::F32, &Device::Cpu).expect("tensor"),
         );
-        let message = Architecture::recognise(reshaped)
+        let message = recognise(reshaped)
+            .map(|_| ())
             .expect_err("a wrong shape")
             .to_string();
         assert!(message.contains("fc2.bias [11]"), "{message}");
-        let mut integers = zeros(Architecture::MyConvNet.tensors());
+        let mut integers = zeros(my_convnet::MyConvNet.tensors());
         integers.insert(
             "fc2.bias".into(),
             Tensor::zeros(10, DType::I64, &Device::Cpu).expect("tensor"),
         );
         assert!(matches!(
-            Architecture::recognise(integers),
+            recognise(integers),
             Err(WeightsError::WrongDtype { .. })
         ));
     }

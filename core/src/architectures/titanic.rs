@@ -6,12 +6,15 @@
 //! example's training encoded them from: `pclass` and `sex` one-hot, `embarked` one-hot (none when
 //! empty), a missing `age` or `fare` filled with the mean of the known values.
 
+use std::sync::Arc;
+
 use super::{flat, labels, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::chart::bar_chart_png;
 use crate::explain::{self, Explanation};
+use crate::image_input::ImageLimits;
 use crate::model::{
-    DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, ModelInput,
-    ModelOutput, OutputInfo, OutputKind, RawInput,
+    Answer, DefaultTarget, ExplanationInfo, InputInfo, InputKind, Model, ModelInfo, ModelInput,
+    ModelOutput, NetworkInfo, OutputInfo, OutputKind, RawInput,
 };
 use crate::records::{Field, Record};
 use crate::{CoreError, InputError};
@@ -47,6 +50,33 @@ const EXPLANATION_STEPS: usize = 50;
 const SURVIVED: usize = 1;
 const ENCODING_HINT: &str = "give the 12 features (age, sibsp, parch, fare, female, male, embark_C, embark_Q, embark_S, class_1, class_2, class_3) or titanic3.csv's columns (pclass, sex, age, sibsp, parch, fare, embarked)";
 
+/// The network, as [`super::ARCHITECTURES`] lists it.
+pub struct Titanic;
+
+impl Architecture for Titanic {
+    fn network(&self) -> NetworkInfo {
+        NetworkInfo {
+            name: "TitanicSimpleNNModel".into(),
+            origin: "TorchServe's Titanic example".into(),
+            description: DESCRIPTION.into(),
+            source: SOURCE.into(),
+        }
+    }
+
+    fn tensors(&self) -> &'static [TensorSpec] {
+        &TENSORS
+    }
+
+    fn build(
+        &self,
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        _limits: ImageLimits,
+    ) -> Result<Arc<dyn Model>, CoreError> {
+        Ok(Arc::new(TitanicModel::new(state_dict, identity)?))
+    }
+}
+
 /// The network's parameters, in PyTorch's layouts (`[out][in]` weights).
 pub struct TitanicModel {
     info: ModelInfo,
@@ -79,13 +109,14 @@ impl TitanicModel {
                 output: OutputInfo {
                     kind: OutputKind::Probabilities,
                     labels: labels(&identity, CLASSES)?,
+                    answer: Answer::Label,
                 },
                 name: identity.name,
                 version: identity.version,
-                architecture: Architecture::Titanic,
+                network: Titanic.network(),
                 input: InputInfo {
                     kind: InputKind::Features,
-                    name: "input-0",
+                    name: "input-0".into(),
                     shape: vec![INPUTS],
                     feature_names: FEATURES.iter().map(|f| (*f).to_owned()).collect(),
                 },

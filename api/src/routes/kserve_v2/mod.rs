@@ -59,12 +59,12 @@ pub async fn ready() -> HttpResponse {
 fn model_metadata(info: &ModelInfo) -> ModelMetadata {
     let input = match info.input.kind {
         InputKind::Image => TensorMetadata {
-            name: info.input.name,
+            name: info.input.name.clone(),
             datatype: "BYTES",
             shape: vec![-1],
         },
         InputKind::Features => TensorMetadata {
-            name: info.input.name,
+            name: info.input.name.clone(),
             datatype: "FP32",
             shape: std::iter::once(-1)
                 .chain(info.input.shape.iter().map(|&d| d as i64))
@@ -78,12 +78,12 @@ fn model_metadata(info: &ModelInfo) -> ModelMetadata {
         inputs: vec![input],
         outputs: vec![
             TensorMetadata {
-                name: PREDICT,
+                name: PREDICT.into(),
                 datatype: "INT64",
                 shape: vec![-1],
             },
             TensorMetadata {
-                name: PROBABILITIES,
+                name: PROBABILITIES.into(),
                 datatype: "FP32",
                 shape: vec![-1, info.output.labels.len() as i64],
             },

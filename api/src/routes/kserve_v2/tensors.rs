@@ -164,7 +164,7 @@ mod tests {
     fn image_info() -> InputInfo {
         InputInfo {
             kind: InputKind::Image,
-            name: "input-0",
+            name: "input-0".into(),
             shape: vec![1, 28, 28],
             feature_names: Vec::new(),
         }

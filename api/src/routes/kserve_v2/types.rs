@@ -16,7 +16,7 @@ pub struct ServerMetadata {
 #[derive(Serialize, ToSchema)]
 pub struct TensorMetadata {
     #[schema(example = "input-0")]
-    pub name: &'static str,
+    pub name: String,
     #[schema(example = "BYTES")]
     pub datatype: &'static str,
     #[schema(example = json!([-1]))]

@@ -8,19 +8,21 @@ pub mod fused;
 pub mod gradient;
 pub mod layers;
 
+use std::sync::Arc;
+
 use candle_core::{Device, Module, Tensor};
 
 use super::{digit_classifier_info, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation, TORCHSERVE_IMAGE_STEPS};
 use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
 use crate::model::{
-    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
+    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, NetworkInfo,
+    OutputKind, RawInput,
 };
 use crate::CoreError;
 
-/// Side of the input image.
-pub const SIDE: usize = 28;
-pub const PIXELS: usize = SIDE * SIDE;
+/// Side of the input image, and its pixels.
+pub use crate::image_input::{MNIST_PIXELS as PIXELS, MNIST_SIDE as SIDE};
 /// Side of the convolution kernels.
 pub const KERNEL: usize = 5;
 /// Channels out of conv1.
@@ -74,6 +76,33 @@ const MULTIPLY_ADDS: u64 = (C1 * SIDE1 * SIDE1 * KERNEL * KERNEL
     + HIDDEN * FLAT
     + CLASSES * HIDDEN) as u64;
 
+/// The network, as [`super::ARCHITECTURES`] lists it.
+pub struct MyConvNet;
+
+impl Architecture for MyConvNet {
+    fn network(&self) -> NetworkInfo {
+        NetworkInfo {
+            name: "MyConvNet".into(),
+            origin: "MAX PyTorch MNIST".into(),
+            description: DESCRIPTION.into(),
+            source: SOURCE.into(),
+        }
+    }
+
+    fn tensors(&self) -> &'static [TensorSpec] {
+        &TENSORS
+    }
+
+    fn build(
+        &self,
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        limits: ImageLimits,
+    ) -> Result<Arc<dyn Model>, CoreError> {
+        Ok(Arc::new(MyConvNetModel::new(state_dict, identity, limits)?))
+    }
+}
+
 /// MyConvNet served: its layers (with the fused kernel), its analytic gradient, the image pipeline.
 pub struct MyConvNetModel {
     info: ModelInfo,
@@ -91,7 +120,7 @@ impl MyConvNetModel {
         let net = layers::MyConvNet::from_state_dict(state_dict)?;
         let info = digit_classifier_info(
             identity,
-            Architecture::MyConvNet,
+            MyConvNet.network(),
             OutputKind::Logits,
             MULTIPLY_ADDS,
             EXPLANATION,

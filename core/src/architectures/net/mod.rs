@@ -6,18 +6,20 @@
 mod avx512;
 pub mod kernel;
 
+use std::sync::Arc;
+
 use super::{digit_classifier_info, flat, Architecture, ModelIdentity, StateDict, TensorSpec};
 use crate::explain::{self, Explanation, TORCHSERVE_IMAGE_STEPS};
 use crate::image_input::{ImageLimits, ImagePipeline, Normalisation};
 use crate::model::{
-    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, OutputKind, RawInput,
+    DefaultTarget, ExplanationInfo, Model, ModelInfo, ModelInput, ModelOutput, NetworkInfo,
+    OutputKind, RawInput,
 };
 use crate::CoreError;
 use kernel::{NetKernel, NetParameters};
 
-/// Side of the input image.
-pub const SIDE: usize = 28;
-pub const PIXELS: usize = SIDE * SIDE;
+/// Side of the input image, and its pixels.
+pub use crate::image_input::{MNIST_PIXELS as PIXELS, MNIST_SIDE as SIDE};
 /// Side of the convolution kernels.
 pub const KERNEL: usize = 3;
 /// Channels out of conv1.
@@ -69,6 +71,33 @@ const MULTIPLY_ADDS: u64 = (SIDE1 * SIDE1 * C1 * KERNEL * KERNEL
     + FLAT * HIDDEN
     + HIDDEN * CLASSES) as u64;
 
+/// The network, as [`super::ARCHITECTURES`] lists it.
+pub struct Net;
+
+impl Architecture for Net {
+    fn network(&self) -> NetworkInfo {
+        NetworkInfo {
+            name: "Net".into(),
+            origin: "TorchServe's MNIST example".into(),
+            description: DESCRIPTION.into(),
+            source: SOURCE.into(),
+        }
+    }
+
+    fn tensors(&self) -> &'static [TensorSpec] {
+        &TENSORS
+    }
+
+    fn build(
+        &self,
+        state_dict: &StateDict,
+        identity: ModelIdentity,
+        limits: ImageLimits,
+    ) -> Result<Arc<dyn Model>, CoreError> {
+        Ok(Arc::new(NetModel::new(state_dict, identity, limits)?))
+    }
+}
+
 /// Net served: its kernel and the image pipeline.
 pub struct NetModel {
     info: ModelInfo,
@@ -97,7 +126,7 @@ impl NetModel {
         Ok(Self {
             info: digit_classifier_info(
                 identity,
-                Architecture::Net,
+                Net.network(),
                 OutputKind::LogProbabilities,
                 MULTIPLY_ADDS,
                 EXPLANATION,
