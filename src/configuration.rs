@@ -25,11 +25,21 @@ pub struct Settings {
     #[serde(default)]
     pub models: Vec<ModelEntry>,
     pub server: ServerSettings,
-    pub model: ModelSettings,
+    pub model: MaxModelSettings,
     pub metadata: ModelMetadata,
     pub api: ApiInfo,
     pub assets: AssetSettings,
     pub limits: LimitSettings,
+    #[serde(default)]
+    pub onnx: OnnxSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxSettings {
+    /// ONNX Runtime's shared library (empty: `ORT_DYLIB_PATH`, else an installed onnxruntime wheel).
+    #[serde(default)]
+    pub runtime_library: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -57,14 +67,14 @@ pub struct ServerSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelSettings {
+pub struct MaxModelSettings {
     pub weights: PathBuf,
     pub name: String,
     pub version: String,
 }
 
 /// One `[[models]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     /// The name routes know it by; default: the `.mar` manifest's, else the file's stem.
@@ -73,6 +83,10 @@ pub struct ModelEntry {
     pub path: PathBuf,
     /// Default: the `.mar` manifest's, else "1.0".
     pub version: Option<String>,
+    /// What the network file cannot say (handler, outputs, pre-processing, feature names); they
+    /// win over a `.mar`'s `max-mnist.toml`.
+    #[serde(default)]
+    pub settings: max_mnist_core::ModelSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,7 +218,7 @@ mod tests {
         let path = dir.path().join("models.toml");
         std::fs::write(
             &path,
-            "model_store = \"store\"\n[[models]]\nname = \"mnist\"\npath = \"mnist.mar\"\n\n[[models]]\npath = \"max.pt\"\nversion = \"2\"\n",
+            "model_store = \"store\"\n[[models]]\nname = \"mnist\"\npath = \"mnist.mar\"\n\n[[models]]\npath = \"max.pt\"\nversion = \"2\"\n[models.settings]\nhandler = \"image_classifier\"\n[models.settings.image]\nresize = 300\n",
         )
         .expect("write");
         let settings = Settings::load(Some(&path)).expect("loads");
@@ -215,12 +229,21 @@ mod tests {
                 ModelEntry {
                     name: Some("mnist".into()),
                     path: "mnist.mar".into(),
-                    version: None
+                    version: None,
+                    settings: max_mnist_core::ModelSettings::default(),
                 },
                 ModelEntry {
                     name: None,
                     path: "max.pt".into(),
-                    version: Some("2".into())
+                    version: Some("2".into()),
+                    settings: max_mnist_core::ModelSettings {
+                        handler: Some("image_classifier".into()),
+                        image: max_mnist_core::model_settings::ImageSettings {
+                            resize: Some(300),
+                            ..Default::default()
+                        },
+                        ..Default::default()
+                    },
                 },
             ]
         );

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.config.as_deref())?;
+    max_mnist_core::onnx::runtime::configure_library(Some(settings.onnx.runtime_library.clone()));
     match cli.command {
         None => serve(&settings, cli.serve),
         Some(Command::Serve(args)) => serve(&settings, args),

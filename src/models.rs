@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use max_mnist_api::LoadedModel;
-use max_mnist_core::{LoadLimits, ModelSource};
+use max_mnist_core::{LoadLimits, ModelSettings, ModelSource};
 
 use crate::configuration::{ModelEntry, Settings};
 
 /// A model to load, and what to say when it cannot be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelToLoad {
     pub source: ModelSource,
     /// The path as given, which TorchServe's management API shows as the model's URL.
@@ -37,6 +37,7 @@ pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
         name,
         path: path.into(),
         version: None,
+        settings: ModelSettings::default(),
     })
 }
 
@@ -69,6 +70,7 @@ pub fn to_load(
                 path,
                 name: Some(settings.model.name.clone()),
                 version: Some(settings.model.version.clone()),
+                settings: ModelSettings::default(),
             },
             hint: MAX_HINT,
         }]);
@@ -81,6 +83,7 @@ pub fn to_load(
                 path: in_store(store, &entry.path),
                 name: entry.name,
                 version: entry.version,
+                settings: entry.settings,
             },
             hint: MODELS_HINT,
         })

@@ -41,16 +41,15 @@ pub async fn register_with(
     }
     let limits = state.settings.load_limits.clone();
     let source = ModelSource {
-        path,
         name,
-        version: None,
+        ..ModelSource::file(path)
     };
     let model = web::block(move || max_mnist_core::load(&source, &limits))
         .await
         .map_err(|err| ApiError::Internal(format!("loading a model stopped: {err}")))?
         .map_err(|err| {
             ApiError::BadRequest(format!(
-                "cannot register `{url}`: {err}; check that it is a TorchServe .mar or a PyTorch state dict of a network this server runs"
+                "cannot register `{url}`: {err}; check that it is a TorchServe .mar, an ONNX model, or a PyTorch state dict of a network this server runs"
             ))
         })?;
     check_name(&model.info().name)?;

@@ -60,11 +60,7 @@ fn torchserve_dir() -> Option<PathBuf> {
 }
 
 fn torchserve_net(dir: &std::path::Path) -> Arc<dyn Model> {
-    let source = max_mnist_core::ModelSource {
-        path: dir.join("mnist.mar"),
-        name: None,
-        version: None,
-    };
+    let source = max_mnist_core::ModelSource::file(dir.join("mnist.mar"));
     max_mnist_core::load(&source, &limits()).expect("mnist.mar loads")
 }
 
@@ -226,11 +222,7 @@ fn titanic_benches(c: &mut Criterion) {
         eprintln!("note: MNIST_TITANIC_DIR is not set, so the Titanic model is not measured");
         return;
     };
-    let source = max_mnist_core::ModelSource {
-        path: dir.join("titanic.mar"),
-        name: None,
-        version: None,
-    };
+    let source = max_mnist_core::ModelSource::file(dir.join("titanic.mar"));
     let model = max_mnist_core::load(&source, &limits()).expect("titanic.mar loads");
     // 100 passengers: the survived test file's 71 rows, then 29 of the other's.
     let read = |file: &str| {

@@ -3,13 +3,15 @@
 //! optionally `index_to_name.json` (the class labels). Read in memory, never unpacked to disk; each
 //! entry is inflated only up to a bound, so a zip bomb is refused, not expanded. The handler and
 //! model files in the archive are Python and are never run: the network is recognised from the
-//! state dict.
+//! state dict or read from an ONNX graph, and a standard handler's name (`image_classifier`) selects
+//! the pre- and post-processing the server reproduces.
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
 use serde::Deserialize;
 
+use crate::model_settings::{ModelSettings, SETTINGS_FILE};
 use crate::WeightsError;
 
 const MANIFEST: &str = "MAR-INF/MANIFEST.json";
@@ -28,6 +30,8 @@ pub struct ModelArchive {
     pub weights: Vec<u8>,
     /// From `index_to_name.json`, in class order, when the archive has one.
     pub labels: Option<Vec<String>>,
+    /// The manifest's `handler`, overridden by what the archive's `max-mnist.toml` says.
+    pub settings: ModelSettings,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,7 @@ struct ManifestModel {
     #[serde(default = "default_version")]
     model_version: String,
     serialized_file: Option<String>,
+    handler: Option<String>,
 }
 
 /// What `torch-model-archiver` writes when it is given no version.
@@ -88,12 +93,26 @@ pub fn read(bytes: &[u8], max_entry_bytes: u64) -> Result<ModelArchive, WeightsE
     let labels = entry(&mut archive, LABELS, MAX_METADATA_BYTES)?
         .map(|json| parse_labels(&json))
         .transpose()?;
+    let archived = match entry(&mut archive, SETTINGS_FILE, MAX_METADATA_BYTES)? {
+        Some(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| {
+                WeightsError::Settings(format!("{SETTINGS_FILE} in the archive is not UTF-8 text"))
+            })?;
+            ModelSettings::from_toml(&text, &format!("{SETTINGS_FILE} in the archive"))?
+        }
+        None => ModelSettings::default(),
+    };
+    let settings = archived.or(ModelSettings {
+        handler: model.handler,
+        ..ModelSettings::default()
+    });
     Ok(ModelArchive {
         name: model.model_name,
         version: model.model_version,
         serialized_file,
         weights,
         labels,
+        settings,
     })
 }
 

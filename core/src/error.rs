@@ -27,6 +27,8 @@ pub enum InputError {
     },
     #[error("a numeric instance holds {value}; send intensities in 0..1 (or 0..255), finite")]
     TensorValue { value: f64 },
+    #[error("a numeric instance holds {value}; send finite numbers")]
+    NotFinite { value: f64 },
     #[error("this model takes {expected}, not {found}")]
     WrongKind {
         expected: &'static str,
@@ -79,6 +81,8 @@ pub enum WeightsError {
     WrongDtype { name: String, found: String },
     #[error("ONNX model: {0}")]
     Onnx(String),
+    #[error("model settings {0}")]
+    Settings(String),
     #[error("this is a TorchScript file, which would need PyTorch to run: export the network to ONNX instead, with `torch.onnx.export(model, example, \"model.onnx\", dynamic_axes={{\"input\": {{0: \"batch\"}}}})`, and serve model.onnx (or a .mar made with --serialized-file model.onnx)")]
     TorchScript,
     #[error("model archive: {0}")]

@@ -8,11 +8,15 @@ pub mod error;
 pub mod explain;
 pub mod heatmap;
 pub mod image_input;
+pub mod image_transform;
 pub mod loading;
 pub mod matmul;
 pub mod model;
+pub mod model_settings;
 pub mod normalise;
+pub mod onnx;
 pub mod records;
+pub mod resample;
 pub mod weights;
 
 pub use architectures::{recognise, Architecture, ModelIdentity, ARCHITECTURES};
@@ -25,4 +29,5 @@ pub use model::{
     Explained, ExplanationInfo, InputKind, Model, ModelInfo, ModelInput, ModelOutput, NetworkInfo,
     OutputKind, RawInput, Work,
 };
+pub use model_settings::ModelSettings;
 pub use records::{Field, Record};

@@ -1,20 +1,37 @@
-//! From a file to a served model: a TorchServe `.mar` (read in memory) or a weights file (PyTorch
-//! checkpoint, legacy or zip, or safetensors), the network recognised from its state dict.
+//! From a file to a served model: a TorchServe `.mar` (read in memory) or a network file — an ONNX
+//! graph, or a state dict (PyTorch checkpoint, legacy or zip, or safetensors) of a network
+//! implemented natively — told apart by content.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::architectures::{recognise, ModelIdentity};
 use crate::model::Model;
+use crate::model_settings::ModelSettings;
+use crate::onnx::{self, OnnxModel};
 use crate::{archive, weights, CoreError, ImageLimits, WeightsError};
 
-/// A model to load: its file, and the name and version to serve it under when the file's own
-/// (a `.mar` manifest's, else the file's stem and "1.0") should not be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A model to load: its file, the name and version to serve it under when the file's own (a
+/// `.mar` manifest's, else the file's stem and "1.0") should not be used, and the settings given
+/// beside it (which win over those a `.mar` carries).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSource {
     pub path: PathBuf,
     pub name: Option<String>,
     pub version: Option<String>,
+    pub settings: ModelSettings,
+}
+
+impl ModelSource {
+    /// The file, under its own name and version, with no settings.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            name: None,
+            version: None,
+            settings: ModelSettings::default(),
+        }
+    }
 }
 
 /// Bounds on loading and on what the loaded model accepts.
@@ -28,25 +45,110 @@ pub struct LoadLimits {
 /// What `torch-model-archiver` calls a model it is given no version for.
 const DEFAULT_VERSION: &str = "1.0";
 
+/// A kind of network file, told by its content. Adding one is a module that implements this and
+/// an entry in [`NETWORK_FILES`].
+pub trait NetworkFile: Sync {
+    /// Whether `bytes` are this kind of file.
+    fn claims(&self, bytes: &[u8]) -> Result<bool, WeightsError>;
+
+    /// The served model of the file.
+    fn load(&self, file: NetworkBytes<'_>) -> Result<Arc<dyn Model>, CoreError>;
+}
+
+/// A network file's bytes and what serving it needs besides.
+pub struct NetworkBytes<'a> {
+    pub bytes: &'a [u8],
+    /// The file's name, for messages.
+    pub file_name: &'a str,
+    pub identity: ModelIdentity,
+    pub settings: ModelSettings,
+    pub limits: ImageLimits,
+}
+
+/// The network files this server reads, in the order they are tried: the first that claims a
+/// file loads it.
+pub static NETWORK_FILES: [&dyn NetworkFile; 3] = [&TorchScriptFile, &OnnxFile, &StateDictFile];
+
+/// A TorchScript archive (`torch.jit.save`), refused with the export that makes it servable.
+struct TorchScriptFile;
+
+impl NetworkFile for TorchScriptFile {
+    fn claims(&self, bytes: &[u8]) -> Result<bool, WeightsError> {
+        weights::is_torchscript(bytes)
+    }
+
+    fn load(&self, _file: NetworkBytes<'_>) -> Result<Arc<dyn Model>, CoreError> {
+        Err(WeightsError::TorchScript.into())
+    }
+}
+
+/// An ONNX graph, run by ONNX Runtime.
+struct OnnxFile;
+
+impl NetworkFile for OnnxFile {
+    fn claims(&self, bytes: &[u8]) -> Result<bool, WeightsError> {
+        Ok(onnx::is_onnx(bytes))
+    }
+
+    fn load(&self, file: NetworkBytes<'_>) -> Result<Arc<dyn Model>, CoreError> {
+        Ok(Arc::new(OnnxModel::load(
+            file.bytes,
+            file.file_name,
+            file.identity,
+            file.settings,
+            file.limits,
+        )?))
+    }
+}
+
+/// A state dict (PyTorch checkpoint, legacy or zip, or safetensors) of a network implemented
+/// natively, recognised by its tensors' names and shapes.
+struct StateDictFile;
+
+impl NetworkFile for StateDictFile {
+    fn claims(&self, _bytes: &[u8]) -> Result<bool, WeightsError> {
+        Ok(true)
+    }
+
+    fn load(&self, file: NetworkBytes<'_>) -> Result<Arc<dyn Model>, CoreError> {
+        let (architecture, state_dict) = recognise(weights::read_tensors(file.bytes)?)?;
+        architecture.build(&state_dict, file.identity, file.limits)
+    }
+}
+
 /// Loads and checks the model in `source.path`.
 pub fn load(source: &ModelSource, limits: &LoadLimits) -> Result<Arc<dyn Model>, CoreError> {
     let bytes = read_bounded(&source.path, limits.max_model_bytes)?;
-    let (tensors, identity) = if archive::is_model_archive(&bytes)? {
+    let path_name = source
+        .path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    if archive::is_model_archive(&bytes)? {
         let archive = archive::read(&bytes, limits.max_model_bytes)?;
-        let identity = ModelIdentity {
-            name: source.name.clone().unwrap_or(archive.name),
-            version: source.version.clone().unwrap_or(archive.version),
-            labels: archive.labels,
+        let file = NetworkBytes {
+            bytes: &archive.weights,
+            file_name: &archive.serialized_file,
+            identity: ModelIdentity {
+                name: source.name.clone().unwrap_or(archive.name.clone()),
+                version: source.version.clone().unwrap_or(archive.version.clone()),
+                labels: archive.labels.clone(),
+            },
+            settings: source.settings.clone().or(archive.settings.clone()),
+            limits: limits.image.clone(),
         };
-        let tensors = weights::read_tensors(&archive.weights).map_err(|err| {
-            WeightsError::Archive(format!(
+        return load_network(file).map_err(|err| match err {
+            CoreError::Weights(err) => WeightsError::Archive(format!(
                 "serializedFile `{}`: {err}",
                 archive.serialized_file
             ))
-        })?;
-        (tensors, identity)
-    } else {
-        let identity = ModelIdentity {
+            .into(),
+            other => other,
+        });
+    }
+    load_network(NetworkBytes {
+        bytes: &bytes,
+        file_name: &path_name,
+        identity: ModelIdentity {
             name: source
                 .name
                 .clone()
@@ -56,11 +158,20 @@ pub fn load(source: &ModelSource, limits: &LoadLimits) -> Result<Arc<dyn Model>,
                 .clone()
                 .unwrap_or_else(|| DEFAULT_VERSION.into()),
             labels: None,
-        };
-        (weights::read_tensors(&bytes)?, identity)
-    };
-    let (architecture, state_dict) = recognise(tensors)?;
-    architecture.build(&state_dict, identity, limits.image.clone())
+        },
+        settings: source.settings.clone(),
+        limits: limits.image.clone(),
+    })
+}
+
+/// The model of the first kind of network file that claims the bytes.
+fn load_network(file: NetworkBytes<'_>) -> Result<Arc<dyn Model>, CoreError> {
+    for kind in NETWORK_FILES {
+        if kind.claims(file.bytes)? {
+            return kind.load(file);
+        }
+    }
+    Err(WeightsError::UnknownFormat.into())
 }
 
 /// The file's bytes, refusing one larger than `limit` before reading it.

@@ -373,7 +373,8 @@ pub fn format_shape(shape: &[usize]) -> String {
 }
 
 /// What the network's outputs are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OutputKind {
     Logits,
     /// `log_softmax` of the logits.

@@ -151,9 +151,8 @@ pub fn torchserve_dir() -> PathBuf {
 /// Loads a model as `serve` does.
 pub fn load_model(path: &Path, name: Option<&str>) -> Arc<dyn Model> {
     let source = ModelSource {
-        path: path.to_owned(),
         name: name.map(str::to_owned),
-        version: None,
+        ..ModelSource::file(path)
     };
     max_mnist_core::load(&source, &settings().load_limits())
         .unwrap_or_else(|err| panic!("{}: {err}", path.display()))

@@ -278,11 +278,7 @@ fn damaged_checkpoints_are_refused_with_a_message_naming_the_problem() {
 
 #[test]
 fn a_missing_file_names_its_path() {
-    let source = max_mnist_core::ModelSource {
-        path: "/nonexistent/w.pt".into(),
-        name: None,
-        version: None,
-    };
+    let source = max_mnist_core::ModelSource::file("/nonexistent/w.pt");
     let err = max_mnist_core::load(&source, &crate::helpers::settings().load_limits())
         .err()
         .expect("no such file");

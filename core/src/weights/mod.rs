@@ -43,6 +43,25 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     header_len >= 2 && header_len <= rest.len() as u64 && rest.first() == Some(&b'{')
 }
 
+/// Whether `bytes` are a TorchScript archive (`torch.jit.save`): a zip holding the module's code
+/// (`*/code/…`) and its `constants.pkl`, which a state dict saved with `torch.save` never has. A
+/// zip that cannot be read is not one (its reader reports why).
+pub fn is_torchscript(bytes: &[u8]) -> Result<bool, WeightsError> {
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Ok(false);
+    }
+    let Ok(archive) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) else {
+        return Ok(false);
+    };
+    let names: Vec<String> = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|name| name.into_owned())
+        .collect();
+    Ok(names.iter().any(|name| name.ends_with("/constants.pkl"))
+        && names.iter().any(|name| name.contains("/code/")))
+}
+
 /// Every tensor of a weights file, by name.
 pub fn read_tensors(bytes: &[u8]) -> Result<HashMap<String, Tensor>, WeightsError> {
     Ok(match WeightsFormat::detect(bytes) {
