@@ -32,6 +32,10 @@ pub const TORCHSERVE_DIR_VAR: &str = "MNIST_TORCHSERVE_DIR";
 /// The directory of the TorchServe + Captum Titanic example: `titanic.mar`, `titanic_state_dict.pt`,
 /// `titanic3.csv`, `test_data/*.csv`, PyTorch's and Captum's `reference.json`.
 pub const TITANIC_DIR_VAR: &str = "MNIST_TITANIC_DIR";
+/// The directory of the ONNX exports: `net.onnx`, `my_convnet.onnx`, `titanic.onnx`,
+/// `squeezenet1_1.onnx` and `.mar`, `mobilenet_v3_small.onnx`, `kitten.jpg`, ONNX Runtime's
+/// `reference.json`. Its tests also need ONNX Runtime's library (`ORT_DYLIB_PATH`).
+pub const ONNX_DIR_VAR: &str = "MNIST_ONNX_DIR";
 
 pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -177,6 +181,30 @@ pub fn titanic_model() -> Arc<dyn Model> {
     MODEL
         .get_or_init(|| load_model(&titanic_dir().join("titanic.mar"), None))
         .clone()
+}
+
+/// The ONNX exports' directory.
+pub fn onnx_dir() -> PathBuf {
+    data_dir(ONNX_DIR_VAR)
+}
+
+/// ONNX Runtime's outputs on the exports (`reference.json`).
+pub fn onnx_reference() -> Value {
+    let path = onnx_dir().join("reference.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    serde_json::from_str(&text).expect("reference JSON parses")
+}
+
+/// An ONNX export (or `.mar`) of the ONNX directory loaded with `settings`.
+pub fn onnx_model(file: &str, model_settings: max_mnist_core::ModelSettings) -> Arc<dyn Model> {
+    let path = onnx_dir().join(file);
+    let source = ModelSource {
+        settings: model_settings,
+        ..ModelSource::file(&path)
+    };
+    max_mnist_core::load(&source, &settings().load_limits())
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
 /// PyTorch's and Captum's outputs for the Titanic test files.

@@ -13,6 +13,7 @@ mod hostile_input;
 mod kserve_v1_routes;
 mod kserve_v2_routes;
 mod management;
+mod onnx;
 mod model_routes;
 mod operations;
 mod python_clients;

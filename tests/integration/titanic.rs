@@ -45,9 +45,10 @@ fn raw_record(encoded: &[f32]) -> Record {
     ])
 }
 
-/// Within `tolerance` × the largest of `expected`.
+/// Within `tolerance` × the largest of `expected` (× 1 when all of them are 0).
 pub fn assert_close_to_largest(actual: &[f32], expected: &[f64], tolerance: f64, what: &str) {
     let largest = expected.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let largest = if largest == 0.0 { 1.0 } else { largest };
     let worst = actual
         .iter()
         .zip(expected)
