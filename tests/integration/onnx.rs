@@ -41,7 +41,10 @@ fn assert_tensor_close(input: &ModelInput, sum: f64, first: &[f64], relative: f6
         "sum {ours}, ONNX Runtime's input {sum}"
     );
     for (ours, theirs) in input.0.iter().zip(first) {
-        assert!((f64::from(*ours) - theirs).abs() <= each, "{ours} vs {theirs}");
+        assert!(
+            (f64::from(*ours) - theirs).abs() <= each,
+            "{ours} vs {theirs}"
+        );
     }
 }
 
@@ -51,12 +54,19 @@ fn pillow_decoded(path: &std::path::Path) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
     let png = dir.path().join("decoded.png");
     let status = std::process::Command::new(&python)
-        .args(["-c", "import sys; from PIL import Image; Image.open(sys.argv[1]).save(sys.argv[2])"])
+        .args([
+            "-c",
+            "import sys; from PIL import Image; Image.open(sys.argv[1]).save(sys.argv[2])",
+        ])
         .arg(path)
         .arg(&png)
         .status()
         .unwrap_or_else(|err| panic!("run {}: {err}", python.display()));
-    assert!(status.success(), "Pillow could not convert {}", path.display());
+    assert!(
+        status.success(),
+        "Pillow could not convert {}",
+        path.display()
+    );
     std::fs::read(&png).expect("the PNG")
 }
 
@@ -97,7 +107,11 @@ fn every_export_gives_onnx_runtimes_outputs_on_the_reference_inputs() {
         assert_eq!(info.input.shape, shape[1..], "{name}");
         let inputs: Vec<ModelInput> = reference_input(&shape)
             .iter()
-            .map(|values| model.pre_process(RawInput::Tensor(values)).expect("a tensor"))
+            .map(|values| {
+                model
+                    .pre_process(RawInput::Tensor(values))
+                    .expect("a tensor")
+            })
             .collect();
         let outputs = model.predict(&inputs).expect("runs");
         let expected_outputs = expected["outputs"].as_array().expect("outputs");
@@ -137,7 +151,11 @@ fn the_digit_exports_give_the_native_kernels_prediction_on_all_ten_thousand_imag
     ];
     for (file, native, normalisation, kind) in cases {
         let exported = onnx_model(file, digit_settings(normalisation.mean, normalisation.std));
-        assert_eq!(exported.info().output.kind, kind, "{file}: read from the output's name");
+        assert_eq!(
+            exported.info().output.kind,
+            kind,
+            "{file}: read from the output's name"
+        );
         assert_eq!(exported.info().output.answer, Answer::Class);
         let inputs: Vec<ModelInput> = test_set
             .images
@@ -153,15 +171,23 @@ fn the_digit_exports_give_the_native_kernels_prediction_on_all_ten_thousand_imag
                 if argmax(&a.0) != argmax(&b.0) {
                     mismatches.push(chunk * 500 + i);
                 }
-                worst = a.0.iter().zip(&b.0).fold(worst, |w, (x, y)| w.max((x - y).abs()));
+                worst =
+                    a.0.iter()
+                        .zip(&b.0)
+                        .fold(worst, |w, (x, y)| w.max((x - y).abs()));
             }
         }
-        assert!(mismatches.is_empty(), "{file}: predictions differ on {mismatches:?}");
+        assert!(
+            mismatches.is_empty(),
+            "{file}: predictions differ on {mismatches:?}"
+        );
         assert!(worst < 1e-4, "{file}: outputs differ by {worst}");
         // A PNG digit goes through the same MNIST pipeline as the native network's.
         let png = std::fs::read(crate::helpers::sample_path(7)).expect("sample");
         assert_eq!(
-            exported.pre_process(RawInput::File(&png)).expect("a picture"),
+            exported
+                .pre_process(RawInput::File(&png))
+                .expect("a picture"),
             native.pre_process(RawInput::File(&png)).expect("a picture"),
             "{file}"
         );
@@ -171,7 +197,10 @@ fn the_digit_exports_give_the_native_kernels_prediction_on_all_ten_thousand_imag
 #[test]
 #[ignore = "needs MNIST_ONNX_DIR, MNIST_TITANIC_DIR and ORT_DYLIB_PATH (.ci/run sets them)"]
 fn the_titanic_export_gives_the_native_probabilities_for_every_passenger() {
-    let (native, exported) = (titanic_model(), onnx_model("titanic.onnx", ModelSettings::default()));
+    let (native, exported) = (
+        titanic_model(),
+        onnx_model("titanic.onnx", ModelSettings::default()),
+    );
     let info = exported.info();
     assert_eq!(info.input.kind, InputKind::Features);
     assert_eq!(info.output.kind, OutputKind::Probabilities);
@@ -182,7 +211,11 @@ fn the_titanic_export_gives_the_native_probabilities_for_every_passenger() {
     assert_eq!(records.len(), 1309);
     let encoded: Vec<ModelInput> = records
         .iter()
-        .map(|r| native.pre_process(RawInput::Record(r)).expect("a passenger"))
+        .map(|r| {
+            native
+                .pre_process(RawInput::Record(r))
+                .expect("a passenger")
+        })
         .collect();
     let ours = native.predict(&encoded).expect("native");
     let theirs = exported.predict(&encoded).expect("ONNX Runtime");
@@ -203,19 +236,35 @@ fn the_kitten_through_image_classifier_gives_onnx_runtimes_tensor_logits_and_top
     assert_eq!(info.output.answer, Answer::TopLabels(5));
     assert_eq!(info.output.labels.len(), 1000);
     let kitten = std::fs::read(onnx_dir().join("kitten.jpg")).expect("kitten.jpg");
-    let input = model.pre_process(RawInput::File(&kitten)).expect("a picture");
+    let input = model
+        .pre_process(RawInput::File(&kitten))
+        .expect("a picture");
     // JPEG decoders (Pillow's libjpeg-turbo, the image crate's) differ by a grey level here and
     // there: the sum of 150,528 values within 0.5 %, each of the first within two grey levels.
     let expected_sum = reference["input_sum"].as_f64().expect("input_sum");
     let expected_first = json_numbers(&reference["input_first_values"]);
-    assert_tensor_close(&input, expected_sum, &expected_first, 5e-3, 2.0 / 255.0 / 0.229);
+    assert_tensor_close(
+        &input,
+        expected_sum,
+        &expected_first,
+        5e-3,
+        2.0 / 255.0 / 0.229,
+    );
     // The same pixels as Pillow decodes them (a PNG it wrote): the resize, crop and normalisation
     // are Pillow's and torchvision's to the float.
     let png = pillow_decoded(&onnx_dir().join("kitten.jpg"));
     let exact = model.pre_process(RawInput::File(&png)).expect("a picture");
     assert_tensor_close(&exact, expected_sum, &expected_first, 1e-6, 1e-6);
-    let output = model.predict(std::slice::from_ref(&input)).expect("runs").remove(0);
-    assert_close_to_largest(&output.0, &json_numbers(&reference["logits"]), 0.02, "logits");
+    let output = model
+        .predict(std::slice::from_ref(&input))
+        .expect("runs")
+        .remove(0);
+    assert_close_to_largest(
+        &output.0,
+        &json_numbers(&reference["logits"]),
+        0.02,
+        "logits",
+    );
     let top: Vec<&str> = model
         .post_process(&output)
         .top_k(5)

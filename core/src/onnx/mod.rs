@@ -79,6 +79,8 @@ impl OnnxModel {
         limits: ImageLimits,
     ) -> Result<Self, CoreError> {
         let summary = graph::check(bytes)?;
+        // Before any other call into `ort`, which would otherwise look for the library itself.
+        runtime::environment()?;
         let prepacked = PrepackedWeights::new();
         let session = new_session(bytes, &prepacked)?;
         let (input_name, input_shape) = the_input(&session)?;
