@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use max_mnist_api::LoadedModel;
 use max_mnist_core::{LoadLimits, ModelSource};
 
-use crate::configuration::{ModelEntry, Settings};
+use crate::configuration::{ConfiguredModel, Settings};
 
 /// A model to load, and what to say when it cannot be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +24,7 @@ const MODELS_HINT: &str =
     "check the file, or the name and path given to --models (env MODELS) or [[models]]";
 
 /// `NAME=PATH`, or `PATH` alone.
-pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
+pub fn parse_model_arg(arg: &str) -> anyhow::Result<ConfiguredModel> {
     let arg = arg.trim();
     let (name, path) = match arg.split_once('=') {
         Some((name, path)) => (Some(name.trim().to_owned()), path.trim()),
@@ -33,7 +33,7 @@ pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
     if path.is_empty() || name.as_deref() == Some("") {
         bail!("`{arg}` is not NAME=PATH: give a model as mnist=mnist.mar, or a path alone");
     }
-    Ok(ModelEntry {
+    Ok(ConfiguredModel {
         name,
         path: path.into(),
         version: None,

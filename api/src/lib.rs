@@ -20,5 +20,5 @@ pub mod work_queue;
 
 pub use auth::{AuthSettings, Token};
 pub use registry::LoadedModel;
-pub use settings::{ApiInfo, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings};
+pub use settings::{ApiInfo, CorsSettings, MaxModelMetadata, RequestLimits, ServiceSettings};
 pub use startup::{AppState, Application, Listeners};

@@ -16,7 +16,7 @@ use crate::registry::Resolved;
 use crate::upload::{decode_base64, parse_json, read_body};
 use crate::{tabular, AppState, RequestLimits};
 
-type Model = Resolved<KServeError>;
+type KServeModel = Resolved<KServeError>;
 
 /// What an instance may be, for a model's input.
 fn instance_hint(info: &ModelInfo) -> String {
@@ -66,7 +66,7 @@ pub struct ModelStatus {
         (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
-pub async fn model_status(model: Model) -> HttpResponse {
+pub async fn model_status(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(ModelStatus {
         name: model.info().name.clone(),
         ready: true,
@@ -119,7 +119,7 @@ pub struct PredictResponse {
     )
 )]
 pub async fn predict(
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -151,7 +151,7 @@ pub async fn predict(
     )
 )]
 pub async fn explain_route(
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {

@@ -12,13 +12,13 @@ use crate::inference::{classify, Instance};
 use crate::options::Options;
 use crate::registry::Resolved;
 use crate::upload::{first_part, read_multipart};
-use crate::{tabular, AppState, ModelMetadata};
+use crate::{tabular, AppState, MaxModelMetadata};
 
 /// The first model, which the MAX routes answer with.
 pub type MaxModel = Resolved<ApiError>;
 
 /// The model's description, as MAX gives it.
-#[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = ModelMetadata)))]
+#[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = MaxModelMetadata)))]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.first() {
         Some(first) => HttpResponse::Ok().json(state.settings.metadata_of(first.info())),

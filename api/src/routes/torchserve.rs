@@ -22,7 +22,7 @@ use crate::upload::{
 };
 use crate::AppState;
 
-type Model = Resolved<TorchServeError>;
+type TorchServeModel = Resolved<TorchServeError>;
 
 const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (`curl -T 7.png`), multipart `data` (or `file`), or JSON `{\"data\": \"<base64>\"}`. A tabular model: CSV with a header row (`text/csv`, or the multipart file), or JSON records (an object, a list of objects, or `{\"data\": [...]}`)";
 
@@ -184,7 +184,7 @@ async fn read_request(
 )]
 pub async fn predictions(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -218,7 +218,7 @@ pub async fn predictions(
 )]
 pub async fn versioned_predictions(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -280,7 +280,7 @@ async fn predict_one(
 )]
 pub async fn explanations(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -315,7 +315,7 @@ pub async fn explanations(
 )]
 pub async fn versioned_explanations(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {

@@ -22,11 +22,11 @@ use crate::registry::Resolved;
 use crate::upload::{parse_json, read_body};
 use crate::AppState;
 use types::{
-    BinaryParameters, InferRequest, InferResponse, Liveness, ModelMetadata, ModelReadiness,
-    OutputData, OutputTensor, Readiness, ServerMetadata, TensorMetadata,
+    BinaryParameters, InferRequest, InferResponse, Liveness, ModelReadiness, OutputData,
+    OutputTensor, Readiness, ServerMetadata, TensorMetadata, V2ModelMetadata,
 };
 
-type Model = Resolved<KServeError>;
+type KServeModel = Resolved<KServeError>;
 
 const PREDICT: &str = "predict";
 const PROBABILITIES: &str = "probabilities";
@@ -56,7 +56,7 @@ pub async fn ready() -> HttpResponse {
     HttpResponse::Ok().json(Readiness { ready: true })
 }
 
-fn model_metadata(info: &ModelInfo) -> ModelMetadata {
+fn model_metadata(info: &ModelInfo) -> V2ModelMetadata {
     let input = match info.input.kind {
         InputKind::Image => TensorMetadata {
             name: info.input.name,
@@ -71,7 +71,7 @@ fn model_metadata(info: &ModelInfo) -> ModelMetadata {
                 .collect(),
         },
     };
-    ModelMetadata {
+    V2ModelMetadata {
         name: info.name.clone(),
         versions: vec![info.version.clone()],
         platform: "max-mnist",
@@ -98,11 +98,11 @@ fn model_metadata(info: &ModelInfo) -> ModelMetadata {
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
-        (status = 200, body = ModelMetadata),
+        (status = 200, body = V2ModelMetadata),
         (status = 404, description = "A model or version not served", body = KServeErrorBody),
     )
 )]
-pub async fn metadata(model: Model) -> HttpResponse {
+pub async fn metadata(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(model_metadata(model.info()))
 }
 
@@ -117,7 +117,7 @@ pub async fn metadata(model: Model) -> HttpResponse {
         (status = 404, description = "A model or version not served", body = KServeErrorBody),
     )
 )]
-pub async fn model_ready(model: Model) -> HttpResponse {
+pub async fn model_ready(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(ModelReadiness {
         name: model.info().name.clone(),
         ready: true,
@@ -142,7 +142,7 @@ pub async fn model_ready(model: Model) -> HttpResponse {
 )]
 pub async fn infer(
     request: HttpRequest,
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -192,7 +192,7 @@ pub async fn infer(
 )]
 pub async fn explain(
     request: HttpRequest,
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
