@@ -2,39 +2,18 @@
 //! forward pass. Cheap requests run on the async worker that received them; expensive ones (big
 //! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
-use actix_web::web::Bytes;
 use max_mnist_core::{
-    Classification, Explained, Explanation, ExplanationInfo, ModelInfo, RawInput, Record, Work,
+    Classification, Explained, Explanation, ExplanationInfo, ModelInfo, RawInput, Work,
 };
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::errors::ApiError;
+use crate::instance::Instance;
 use crate::registry::ServedModel;
 use crate::work_queue::classify_with;
 use crate::RequestLimits;
-
-/// One thing to classify, as a protocol received it.
-#[derive(Debug, Clone)]
-pub enum Instance {
-    /// An encoded file (PNG, JPEG, …).
-    File(Bytes),
-    /// Numbers, row-major.
-    Tensor(Vec<f64>),
-    /// Named fields: a CSV row, a JSON object.
-    Record(Record),
-}
-
-impl Instance {
-    pub fn raw(&self) -> RawInput<'_> {
-        match self {
-            Self::File(bytes) => RawInput::File(bytes),
-            Self::Tensor(values) => RawInput::Tensor(values),
-            Self::Record(record) => RawInput::Record(record),
-        }
-    }
-}
 
 /// Refuses a request with more instances than one forward pass may take.
 pub fn check_instance_count(count: usize, limits: &RequestLimits) -> Result<(), ApiError> {

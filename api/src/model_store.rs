@@ -14,7 +14,7 @@ use max_mnist_core::ModelSource;
 use crate::confined::{resolve_inside, Refusal};
 use crate::errors::ApiError;
 use crate::registry::{LoadedModel, Registration, ServedModel};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Loads the file `url` names in the store (off the async workers) and serves it at once as
 /// `name` (default: the manifest's `modelName`, else the file's stem). Nothing changes when any

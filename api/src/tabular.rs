@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::confined::{resolve_inside, Refusal};
 use crate::errors::ApiError;
-use crate::inference::{check_instance_count, Instance};
+use crate::inference::check_instance_count;
+use crate::instance::Instance;
 use crate::upload::{
     content_type, first_part, parse_json, parse_number, read_body, read_multipart, text_part,
 };

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::errors::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct AliveResponse {

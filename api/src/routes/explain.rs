@@ -11,13 +11,14 @@ use utoipa::{IntoParams, ToSchema};
 use super::model::MaxModel;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{
-    explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Instance,
-    Nested,
+    explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Nested,
 };
+use crate::instance::Instance;
 use crate::options::Options;
 use crate::registry::ServedModel;
+use crate::state::AppState;
+use crate::tabular;
 use crate::upload::{first_part, read_multipart};
-use crate::{tabular, AppState};
 
 /// Quadrature points when the request names none.
 pub const DEFAULT_STEPS: usize = 50;

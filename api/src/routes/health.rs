@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct PingResponse {

@@ -9,12 +9,13 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
 use crate::inference::{
-    check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap,
-    Instance, Nested,
+    check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap, Nested,
 };
-use crate::registry::Resolved;
+use crate::instance::Instance;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{decode_base64, parse_json, read_body};
-use crate::{tabular, AppState, RequestLimits};
+use crate::{tabular, RequestLimits};
 
 type KServeModel = Resolved<KServeError>;
 

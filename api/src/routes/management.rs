@@ -19,9 +19,10 @@ use utoipa::ToSchema;
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
-use crate::registry::{Registration, Resolved, ServedModel};
+use crate::registry::{Registration, ServedModel};
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::read_body;
-use crate::AppState;
 use parameters::Parameters;
 use refusal::{version_not_found, Refusal};
 

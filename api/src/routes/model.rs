@@ -8,11 +8,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
-use crate::inference::{classify, Instance};
+use crate::inference::classify;
+use crate::instance::Instance;
 use crate::options::Options;
-use crate::registry::Resolved;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{first_part, read_multipart};
-use crate::{tabular, AppState, MaxModelMetadata};
+use crate::{tabular, MaxModelMetadata};
 
 /// The first model, which the MAX routes answer with.
 pub type MaxModel = Resolved<ApiError>;

@@ -12,15 +12,17 @@ use utoipa::ToSchema;
 use max_mnist_core::InputKind;
 
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
-use crate::inference::{classify, explain, first_and_mean, FeatureMap, Instance, Nested};
+use crate::inference::{classify, explain, first_and_mean, FeatureMap, Nested};
+use crate::instance::Instance;
 use crate::options::Options;
-use crate::registry::{Resolved, ServedModel};
+use crate::registry::ServedModel;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::tabular;
 use crate::upload::{
     content_type, decode_base64, first_part, parse_json, parse_number, read_body, read_multipart,
     text_part,
 };
-use crate::AppState;
 
 type TorchServeModel = Resolved<TorchServeError>;
 

@@ -15,12 +15,11 @@ use max_mnist_core::{InputKind, ModelInfo};
 use serde_json::Value;
 
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{
-    self, check_instance_count, classify, explanation_settings, json_number, Instance,
-};
-use crate::registry::Resolved;
+use crate::inference::{self, check_instance_count, classify, explanation_settings, json_number};
+use crate::instance::Instance;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{parse_json, read_body};
-use crate::AppState;
 use types::{
     BinaryParameters, InferRequest, InferResponse, Liveness, ModelReadiness, OutputData,
     OutputTensor, Readiness, ServerMetadata, TensorMetadata, V2ModelMetadata,

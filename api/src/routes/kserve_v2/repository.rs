@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::errors::{ApiError, KServeError};
 use crate::model_store;
+use crate::state::AppState;
 use crate::upload::{parse_json, read_body};
-use crate::AppState;
 
 const EXTENSIONS: [&str; 4] = ["mar", "pt", "pth", "safetensors"];
 

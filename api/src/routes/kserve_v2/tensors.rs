@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::binary;
 use super::types::InferInput;
-use crate::inference::Instance;
+use crate::instance::Instance;
 use crate::upload::decode_base64;
 
 const NUMERIC: [&str; 5] = ["FP32", "FP64", "UINT8", "INT32", "INT64"];
