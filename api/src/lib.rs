@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod catch_panic;
 pub mod confined;
+pub mod endpoints;
 pub mod errors;
 pub mod inference;
 pub mod instance;

@@ -7,13 +7,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 
+use crate::endpoints;
 use crate::state::AppState;
 use crate::work_queue::measure_queue_wait;
-
-/// Whether `route` runs a model (TorchServe counts these as inference requests).
-fn is_inference_route(route: &str) -> bool {
-    route.contains("predict") || route.contains("explain") || route.ends_with("/infer")
-}
 
 /// Records every request under its route pattern (`/predictions/{model}`, not the raw path, so that
 /// the number of series stays bounded) and its model (a served one only, for the same reason; the
@@ -42,7 +38,7 @@ pub async fn record(
         let models = state.registry.all();
         let model = match named {
             Some(name) => models.iter().find(|served| served.info().name == name),
-            None if route.starts_with("/model/") => models.first(),
+            None if endpoints::is_max(&route) => models.first(),
             None => None,
         }
         .map_or("", |served| served.info().name.as_str());
@@ -53,7 +49,7 @@ pub async fn record(
             model,
             elapsed.as_secs_f64(),
         );
-        if !model.is_empty() && is_inference_route(&route) {
+        if !model.is_empty() && endpoints::runs_a_model(&route) {
             state.metrics.observe_inference(
                 model,
                 version.as_deref().unwrap_or("default"),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use crate::endpoints;
 use crate::errors::ApiError;
 use crate::state::AppState;
 
@@ -19,7 +20,7 @@ pub struct AliveResponse {
 
 /// Browsers (whose `Accept` includes `text/html`) are sent to Swagger UI; other clients get
 /// KServe v1's liveness answer.
-#[utoipa::path(get, path = "/", tag = "operations", responses(
+#[utoipa::path(get, path = endpoints::INDEX, tag = "operations", responses(
     (status = 200, description = "Liveness, for clients that do not accept HTML", body = AliveResponse),
     (status = 302, description = "Browsers are redirected to Swagger UI at `swagger-ui/`"),
 ))]
@@ -37,13 +38,13 @@ pub async fn index(request: HttpRequest) -> HttpResponse {
 }
 
 /// The OpenAPI document (also at `/openapi.json`).
-#[utoipa::path(get, path = "/swagger.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+#[utoipa::path(get, path = endpoints::SWAGGER_JSON, tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn swagger_json(state: web::Data<AppState>) -> HttpResponse {
     openapi_response(&state)
 }
 
 /// The OpenAPI document (also at `/swagger.json`).
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+#[utoipa::path(get, path = endpoints::OPENAPI_JSON, tag = "operations", responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
     openapi_response(&state)
 }
@@ -64,7 +65,7 @@ pub struct DemoQuery {
 /// or upload a digit and see the prediction, the ten probabilities and the explanation heatmap;
 /// for a tabular one, change a passenger's fields and see the survival probability and the
 /// attribution chart.
-#[utoipa::path(get, path = "/demo", tag = "operations", params(DemoQuery), responses(
+#[utoipa::path(get, path = endpoints::DEMO, tag = "operations", params(DemoQuery), responses(
     (status = 200, description = "The demo page", content_type = "text/html", body = String),
     (status = 400, description = "A query string other than `?model=NAME`", body = crate::errors::ErrorBody),
     (status = 404, description = "A model not served", body = crate::errors::ErrorBody),
@@ -123,9 +124,9 @@ fn redirect_to_swagger_ui(location: &str) -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::get().to(index)))
+    cfg.service(web::resource(endpoints::INDEX).route(web::get().to(index)))
         .service(
-            web::resource("/demo")
+            web::resource(endpoints::DEMO)
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::BadRequest(format!(
                         "the query string is not `?model=NAME` ({err}): name one model, or none for the first"
@@ -134,9 +135,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 }))
                 .route(web::get().to(demo)),
         )
-        .service(web::resource("/swagger.json").route(web::get().to(swagger_json)))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi_json)))
-        .service(web::resource("/swagger-ui").route(web::get().to(swagger_ui_without_slash)))
+        .service(web::resource(endpoints::SWAGGER_JSON).route(web::get().to(swagger_json)))
+        .service(web::resource(endpoints::OPENAPI_JSON).route(web::get().to(openapi_json)))
+        .service(web::resource(endpoints::SWAGGER_UI).route(web::get().to(swagger_ui_without_slash)))
         // The page at /swagger-ui/ loads the document relative to itself, never by an absolute URL.
-        .service(SwaggerUi::new("/swagger-ui/{_:.*}").config(Config::from("../swagger.json")));
+        .service(SwaggerUi::new(endpoints::SWAGGER_UI_FILES).config(Config::from("../swagger.json")));
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::MaxModel;
+use crate::endpoints;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{
     explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Nested,
@@ -118,7 +119,7 @@ pub struct PassengerExplanation<'a> {
 /// bar chart of it as the picture.
 #[utoipa::path(
     post,
-    path = "/model/explain",
+    path = endpoints::MAX_EXPLAIN,
     tag = "MAX",
     params(ExplainQuery),
     request_body(content = ExplainForm, content_type = "multipart/form-data"),
@@ -231,5 +232,5 @@ async fn explain_passengers(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/model/explain").route(web::post().to(explain_route)));
+    cfg.service(web::resource(endpoints::MAX_EXPLAIN).route(web::post().to(explain_route)));
 }

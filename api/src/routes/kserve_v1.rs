@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
 use crate::inference::{
     check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap, Nested,
@@ -37,7 +38,7 @@ pub struct ModelNames {
 }
 
 /// The models served.
-#[utoipa::path(get, path = "/v1/models", tag = "KServe v1", responses((status = 200, body = ModelNames)))]
+#[utoipa::path(get, path = endpoints::V1_MODELS, tag = "KServe v1", responses((status = 200, body = ModelNames)))]
 pub async fn list_models(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ModelNames {
         models: state
@@ -59,7 +60,7 @@ pub struct ModelStatus {
 /// The model's readiness.
 #[utoipa::path(
     get,
-    path = "/v1/models/{model}",
+    path = endpoints::V1_MODEL,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -109,7 +110,7 @@ pub struct PredictResponse {
 /// `:predict` classifies every instance in one forward pass.
 #[utoipa::path(
     post,
-    path = "/v1/models/{model}:predict",
+    path = endpoints::V1_PREDICT,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = PredictRequest,
@@ -141,7 +142,7 @@ pub async fn predict(
 /// MAX's), with the request's `steps` (or `n_steps`), else the handler's (15 for the digit models).
 #[utoipa::path(
     post,
-    path = "/v1/models/{model}:explain",
+    path = endpoints::V1_EXPLAIN,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = ExplainRequest,
@@ -303,10 +304,10 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/models").route(web::get().to(list_models)))
-        .service(web::resource("/v1/models/{model}:predict").route(web::post().to(predict)))
-        .service(web::resource("/v1/models/{model}:explain").route(web::post().to(explain_route)))
-        .service(web::resource("/v1/models/{model}").route(web::get().to(model_status)));
+    cfg.service(web::resource(endpoints::V1_MODELS).route(web::get().to(list_models)))
+        .service(web::resource(endpoints::V1_PREDICT).route(web::post().to(predict)))
+        .service(web::resource(endpoints::V1_EXPLAIN).route(web::post().to(explain_route)))
+        .service(web::resource(endpoints::V1_MODEL).route(web::get().to(model_status)));
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use max_mnist_core::InputKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::classify;
 use crate::instance::Instance;
@@ -20,7 +21,7 @@ use crate::{tabular, MaxModelMetadata};
 pub type MaxModel = Resolved<ApiError>;
 
 /// The model's description, as MAX gives it.
-#[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = MaxModelMetadata)))]
+#[utoipa::path(get, path = endpoints::MAX_METADATA, tag = "MAX", responses((status = 200, body = MaxModelMetadata)))]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.first() {
         Some(first) => HttpResponse::Ok().json(state.settings.metadata_of(first.info())),
@@ -44,7 +45,7 @@ pub struct LabelsResponse {
 }
 
 /// The classes the model tells apart.
-#[utoipa::path(get, path = "/model/labels", tag = "MAX", responses((status = 200, body = LabelsResponse)))]
+#[utoipa::path(get, path = endpoints::MAX_LABELS, tag = "MAX", responses((status = 200, body = LabelsResponse)))]
 pub async fn labels(model: MaxModel) -> HttpResponse {
     let labels: Vec<Label> = model
         .info()
@@ -106,7 +107,7 @@ pub struct PredictResponse {
 /// JSON body.
 #[utoipa::path(
     post,
-    path = "/model/predict",
+    path = endpoints::MAX_PREDICT,
     tag = "MAX",
     params(("top_k" = Option<u8>, Query, description = "As the form field `top_k`")),
     request_body(content = PredictForm, content_type = "multipart/form-data",
@@ -188,7 +189,7 @@ pub async fn predict(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources with method routes, not guarded services, so that another method is a 405.
-    cfg.service(web::resource("/model/metadata").route(web::get().to(metadata)))
-        .service(web::resource("/model/labels").route(web::get().to(labels)))
-        .service(web::resource("/model/predict").route(web::post().to(predict)));
+    cfg.service(web::resource(endpoints::MAX_METADATA).route(web::get().to(metadata)))
+        .service(web::resource(endpoints::MAX_LABELS).route(web::get().to(labels)))
+        .service(web::resource(endpoints::MAX_PREDICT).route(web::post().to(predict)));
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use max_mnist_core::InputKind;
 
+use crate::endpoints;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::inference::{classify, explain, first_and_mean, FeatureMap, Nested};
 use crate::instance::Instance;
@@ -165,7 +166,7 @@ async fn read_request(
 /// answering a label per passenger as the Titanic example does.
 #[utoipa::path(
     method(post, put),
-    path = "/predictions/{model}",
+    path = endpoints::PREDICTIONS,
     tag = "TorchServe",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(description = BODY_DESCRIPTION, content(
@@ -196,7 +197,7 @@ pub async fn predictions(
 /// The same, for a named version of the model.
 #[utoipa::path(
     method(post, put),
-    path = "/predictions/{model}/{version}",
+    path = endpoints::VERSIONED_PREDICTIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -258,7 +259,7 @@ async fn predict_one(
 /// picture: the heatmap, or a bar chart of the means.
 #[utoipa::path(
     method(post, put),
-    path = "/explanations/{model}",
+    path = endpoints::EXPLANATIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -292,7 +293,7 @@ pub async fn explanations(
 /// The same, for a named version of the model.
 #[utoipa::path(
     method(post, put),
-    path = "/explanations/{model}/{version}",
+    path = endpoints::VERSIONED_EXPLANATIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -358,22 +359,22 @@ async fn explain_request(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/predictions/{model}")
+        web::resource(endpoints::PREDICTIONS)
             .route(web::post().to(predictions))
             .route(web::put().to(predictions)),
     )
     .service(
-        web::resource("/predictions/{model}/{version}")
+        web::resource(endpoints::VERSIONED_PREDICTIONS)
             .route(web::post().to(versioned_predictions))
             .route(web::put().to(versioned_predictions)),
     )
     .service(
-        web::resource("/explanations/{model}")
+        web::resource(endpoints::EXPLANATIONS)
             .route(web::post().to(explanations))
             .route(web::put().to(explanations)),
     )
     .service(
-        web::resource("/explanations/{model}/{version}")
+        web::resource(endpoints::VERSIONED_EXPLANATIONS)
             .route(web::post().to(versioned_explanations))
             .route(web::put().to(versioned_explanations)),
     );

@@ -14,6 +14,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::{InputKind, ModelInfo};
 use serde_json::Value;
 
+use crate::endpoints;
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
 use crate::inference::{self, check_instance_count, classify, explanation_settings, json_number};
 use crate::instance::Instance;
@@ -34,7 +35,7 @@ const OUTPUTS: [&str; 2] = [PREDICT, PROBABILITIES];
 const EXPLAIN: &str = "explain";
 
 /// Server metadata.
-#[utoipa::path(get, path = "/v2", tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
+#[utoipa::path(get, path = endpoints::V2, tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(ServerMetadata {
         name: "max-mnist",
@@ -44,13 +45,13 @@ pub async fn server_metadata() -> HttpResponse {
 }
 
 /// Liveness: the server answers.
-#[utoipa::path(get, path = "/v2/health/live", tag = "KServe v2", responses((status = 200, body = Liveness)))]
+#[utoipa::path(get, path = endpoints::V2_LIVE, tag = "KServe v2", responses((status = 200, body = Liveness)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { live: true })
 }
 
 /// Readiness: the models are loaded (they are loaded before the server listens).
-#[utoipa::path(get, path = "/v2/health/ready", tag = "KServe v2", responses((status = 200, body = Readiness)))]
+#[utoipa::path(get, path = endpoints::V2_READY, tag = "KServe v2", responses((status = 200, body = Readiness)))]
 pub async fn ready() -> HttpResponse {
     HttpResponse::Ok().json(Readiness { ready: true })
 }
@@ -93,7 +94,7 @@ fn model_metadata(info: &ModelInfo) -> V2ModelMetadata {
 /// Model metadata: its input and outputs.
 #[utoipa::path(
     get,
-    path = "/v2/models/{model}",
+    path = endpoints::V2_MODEL,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -108,7 +109,7 @@ pub async fn metadata(model: KServeModel) -> HttpResponse {
 /// Model readiness.
 #[utoipa::path(
     get,
-    path = "/v2/models/{model}/ready",
+    path = endpoints::V2_MODEL_READY,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -127,7 +128,7 @@ pub async fn model_ready(model: KServeModel) -> HttpResponse {
 /// [N, classes]), or the outputs asked for.
 #[utoipa::path(
     post,
-    path = "/v2/models/{model}/infer",
+    path = endpoints::V2_INFER,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = InferRequest,
@@ -177,7 +178,7 @@ pub async fn infer(
 /// (TorchServe's MNIST network: class 0 and 15 steps).
 #[utoipa::path(
     post,
-    path = "/v2/models/{model}/explain",
+    path = endpoints::V2_EXPLAIN,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(content = InferRequest, example = json!({"id": "1", "parameters": {"target": 0, "steps": 15},
@@ -359,16 +360,26 @@ fn respond<'a>(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v2").route(web::get().to(server_metadata)))
-        .service(web::resource("/v2/health/live").route(web::get().to(live)))
-        .service(web::resource("/v2/health/ready").route(web::get().to(ready)));
-    for prefix in [
-        "/v2/models/{model}",
-        "/v2/models/{model}/versions/{version}",
+    cfg.service(web::resource(endpoints::V2).route(web::get().to(server_metadata)))
+        .service(web::resource(endpoints::V2_LIVE).route(web::get().to(live)))
+        .service(web::resource(endpoints::V2_READY).route(web::get().to(ready)));
+    for (model_path, ready_path, infer_path, explain_path) in [
+        (
+            endpoints::V2_MODEL,
+            endpoints::V2_MODEL_READY,
+            endpoints::V2_INFER,
+            endpoints::V2_EXPLAIN,
+        ),
+        (
+            endpoints::V2_VERSIONED_MODEL,
+            endpoints::V2_VERSIONED_MODEL_READY,
+            endpoints::V2_VERSIONED_INFER,
+            endpoints::V2_VERSIONED_EXPLAIN,
+        ),
     ] {
-        cfg.service(web::resource(prefix).route(web::get().to(metadata)))
-            .service(web::resource(format!("{prefix}/ready")).route(web::get().to(model_ready)))
-            .service(web::resource(format!("{prefix}/infer")).route(web::post().to(infer)))
-            .service(web::resource(format!("{prefix}/explain")).route(web::post().to(explain)));
+        cfg.service(web::resource(model_path).route(web::get().to(metadata)))
+            .service(web::resource(ready_path).route(web::get().to(model_ready)))
+            .service(web::resource(infer_path).route(web::post().to(infer)))
+            .service(web::resource(explain_path).route(web::post().to(explain)));
     }
 }
