@@ -10,7 +10,9 @@ use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve};
+use crate::routes::{
+    demo, docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve,
+};
 use crate::ApiInfo;
 
 #[derive(OpenApi)]
@@ -40,7 +42,7 @@ use crate::ApiInfo;
         management::models,
         management::describe_model,
         docs::index,
-        docs::demo,
+        demo::demo,
         docs::swagger_json,
         docs::openapi_json,
     ),

@@ -402,7 +402,7 @@ fn bad_passengers_are_400s_naming_the_row_and_the_column() {
 
 #[test]
 #[ignore = "needs MNIST_TITANIC_DIR (.ci/run sets it and runs ignored tests)"]
-fn the_demo_page_of_a_tabular_model_is_the_passenger_form() {
+fn the_demo_page_of_the_titanic_model_is_the_passenger_form() {
     let app = titanic_first_app(None);
     for path in ["/demo", "/demo?model=titanic"] {
         let response = app.get(path);
@@ -412,7 +412,12 @@ fn the_demo_page_of_a_tabular_model_is_the_passenger_form() {
             page.contains(r#"<html lang="en" data-model="titanic">"#),
             "{path}"
         );
+        // Chosen by the model's feature names, not generated from them.
         assert!(page.contains(r#"id="passenger""#) && page.contains(r#"name="embarked""#));
+        assert!(
+            !page.contains(r#"name="embark_C""#),
+            "{path}: the generated form"
+        );
         for external in ["http://", "https://", "src=\"//", "href=\"//"] {
             assert!(!page.contains(external), "{path} refers to {external}");
         }

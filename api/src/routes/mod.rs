@@ -1,5 +1,6 @@
 //! One file per area of the API.
 
+pub mod demo;
 pub mod docs;
 pub mod explain;
 pub mod fallback;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     explain::configure(cfg);
     kserve_v2::configure(cfg);
     kserve_v1::configure(cfg);
+    demo::configure(cfg);
     docs::configure(cfg);
 }
 

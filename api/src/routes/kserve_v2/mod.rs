@@ -29,7 +29,7 @@ use types::{
 type KServeModel = Resolved<KServeError>;
 
 const PREDICT: &str = "predict";
-const PROBABILITIES: &str = "probabilities";
+pub(crate) const PROBABILITIES: &str = "probabilities";
 const OUTPUTS: [&str; 2] = [PREDICT, PROBABILITIES];
 /// The output of `explain`, as TorchServe's `kservev2` envelope names it.
 const EXPLAIN: &str = "explain";
