@@ -141,7 +141,7 @@ fn scheme(url: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
-/// "the store holds mnist.mar, titanic.mar", for error messages.
+/// "the store holds a.mar, b.mar", for error messages.
 fn listing(store: &Path) -> String {
     let mut names: Vec<String> = std::fs::read_dir(store)
         .map(|entries| {

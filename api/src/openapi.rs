@@ -49,7 +49,7 @@ use crate::ApiInfo;
     components(schemas(ErrorBody)),
     tags(
         (name = "MAX", description = "Model Asset Exchange routes of the first model: metadata, labels, prediction, explanation"),
-        (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
+        (name = "TorchServe", description = "TorchServe's inference and management routes, as TorchServe answers them"),
         (name = "KServe v1", description = "KServe's v1 inference protocol"),
         (name = "KServe v2", description = "KServe's v2 inference protocol (Open Inference Protocol), with Triton's binary tensor extension"),
         (name = "operations", description = "Health, documentation and the demo page"),

@@ -20,9 +20,9 @@ use crate::upload::{
 };
 use crate::ServiceSettings;
 
-pub const TABULAR_HINT: &str = "send a CSV with a header row (`curl -H 'Content-Type: text/csv' --data-binary @passengers.csv`, or a multipart `file`), JSON records (an object, a list of objects, or {\"data\": [...]}), or rows of numbers in the model's feature order";
+pub const TABULAR_HINT: &str = "send a CSV with a header row (`curl -H 'Content-Type: text/csv' --data-binary @rows.csv`, or a multipart `file`), JSON records (an object, a list of objects, or {\"data\": [...]}), or rows of numbers in the model's feature order";
 
-/// The passengers of a request, and the class to explain when it names one.
+/// The rows of a request, and the class to explain when it names one.
 #[derive(Debug)]
 pub struct Tabular {
     pub instances: Vec<Instance>,
@@ -115,7 +115,7 @@ fn records(value: Value) -> Result<Vec<Instance>, ApiError> {
         .collect()
 }
 
-/// A passenger: a JSON object of named fields, or a row of numbers.
+/// A row: a JSON object of named fields, or a list of numbers.
 pub fn instance(value: &Value) -> Result<Instance, String> {
     match value {
         Value::Object(fields) => record(fields).map(Instance::Record),
@@ -127,7 +127,9 @@ pub fn instance(value: &Value) -> Result<Instance, String> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Instance::Tensor),
-        other => Err(format!("{other} is not a passenger")),
+        other => Err(format!(
+            "{other} is not a row (a JSON object of named fields, or a list of numbers)"
+        )),
     }
 }
 

@@ -88,12 +88,11 @@ pub struct ExplainRequest {
     #[serde(flatten)]
     request: PredictRequest,
     /// The class to explain for instances that name no `target` of their own (an object instance
-    /// may): default the model's, as its TorchServe handler (0 for TorchServe's MNIST network, the
-    /// predicted class for MAX's, 1 (Survived) for the Titanic model).
+    /// may): default the model's, as its TorchServe handler (a fixed class, or the predicted one).
     #[schema(value_type = Option<u32>, example = 0)]
     target: Option<Value>,
     /// Integrated Gradients' steps (Captum's `n_steps`, also read under that name), 1 to 512:
-    /// default the model's handler's (15 for the digit models, 50 for the Titanic model).
+    /// default the model's handler's.
     #[serde(alias = "n_steps")]
     #[schema(value_type = Option<u32>, example = 15)]
     steps: Option<Value>,
@@ -138,8 +137,8 @@ pub async fn predict(
 
 /// `:explain`: Integrated Gradients per instance, as the model's TorchServe handler computes them
 /// unless the request says otherwise: of the instance's `target`, else the request's, else the
-/// model's default (class 0 for TorchServe's MNIST network, as its handler; the predicted digit for
-/// MAX's), with the request's `steps` (or `n_steps`), else the handler's (15 for the digit models).
+/// model's default (as its handler: a fixed class, or the predicted one), with the request's `steps`
+/// (or `n_steps`), else the handler's.
 #[utoipa::path(
     post,
     path = endpoints::V1_EXPLAIN,
@@ -207,7 +206,7 @@ fn read_instances(
         .collect()
 }
 
-/// One instance's attributions: in its shape (`[1][28][28]` for the digit models), or by feature
+/// One instance's attributions: in its shape (`[1][H][W]` for a grayscale image model), or by feature
 /// name.
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -219,8 +218,8 @@ pub enum Attributions<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = V1ExplainResponse)]
 pub struct ExplainResponse<'a> {
-    /// The attributions of each instance: in the model's input shape (`[1][28][28]` for the digit
-    /// models, as TorchServe's KServe envelope answers them), or by feature name (`{"age": …}`)
+    /// The attributions of each instance: in the model's input shape (`[1][H][W]` for a grayscale
+    /// image model, as TorchServe's KServe envelope answers them), or by feature name (`{"feature_0": …}`)
     /// for tabular ones.
     #[schema(value_type = Vec<serde_json::Value>)]
     explanations: Vec<Attributions<'a>>,

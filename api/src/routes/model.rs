@@ -68,7 +68,7 @@ pub async fn labels(model: MaxModel) -> HttpResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the form; the handler reads the parts
 pub struct PredictForm {
-    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. A 28×28 grayscale image is used as it is.
+    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. An image already of the model's input size is used as it is.
     #[schema(value_type = String, format = Binary)]
     file: Option<Bytes>,
     /// Another name for `file`.
@@ -82,10 +82,10 @@ pub struct PredictForm {
 
 #[derive(Serialize, ToSchema)]
 pub struct PredictionBody {
-    /// The class (for the digit models, the digit).
+    /// The class.
     #[schema(example = 7)]
     prediction: usize,
-    /// The class's label, for tabular models (`Survived`).
+    /// The class's label, for tabular models (`positive`).
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
     /// Softmax probability, 0 to 1.
@@ -98,12 +98,12 @@ pub struct PredictionBody {
 pub struct PredictResponse {
     #[schema(example = "ok")]
     status: &'static str,
-    /// An image: its most probable classes, most probable first. Passengers: each one's most
+    /// An image: its most probable classes, most probable first. Rows: each one's most
     /// probable class, in order.
     predictions: Vec<PredictionBody>,
 }
 
-/// Classifies the image in an upload; for a tabular first model, each passenger of a CSV upload or
+/// Classifies the image in an upload; for a tabular first model, each row of a CSV upload or
 /// JSON body.
 #[utoipa::path(
     post,
@@ -134,7 +134,7 @@ pub async fn predict(
             .is_some_and(|k| k != 1)
         {
             return Err(ApiError::BadRequest(
-                "top_k is for images: a passenger's answer is its most probable class".into(),
+                "top_k is for images: each row's answer is its most probable class".into(),
             ));
         }
         let body = tabular::read(&request, payload, &state.settings).await?;

@@ -29,16 +29,16 @@ type TorchServeModel = Resolved<TorchServeError>;
 
 const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (`curl -T 7.png`), multipart `data` (or `file`), or JSON `{\"data\": \"<base64>\"}`. A tabular model: CSV with a header row (`text/csv`, or the multipart file), or JSON records (an object, a list of objects, or `{\"data\": [...]}`)";
 
-/// What `/predictions/{model}` answers: an image's class, or a label per passenger.
+/// What `/predictions/{model}` answers: an image's class, or a label per row.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)] // documents the answer; the handler writes either
 pub enum Prediction {
-    /// The class of an image model's input (the digit).
+    /// The class of an image model's input.
     #[schema(example = 7)]
     Class(usize),
-    /// A tabular model's label per passenger, in order.
-    #[schema(example = json!(["Survived", "Not Survived"]))]
+    /// A tabular model's label per row, in order.
+    #[schema(example = json!(["positive", "negative"]))]
     Labels(Vec<String>),
 }
 
@@ -48,13 +48,13 @@ pub enum Prediction {
 #[serde(untagged)]
 #[allow(dead_code)] // documents the answer; the handler writes either
 pub enum TorchServeExplanation {
-    /// In the input's shape: `[1][28][28]` for the digit models.
+    /// In the input's shape: `[1][H][W]` for a grayscale image model.
     Shaped(Vec<serde_json::Value>),
     /// The mean attribution per feature over the rows, `{"age": …}`.
     Named(std::collections::HashMap<String, f32>),
 }
 
-const BODY_HINT: &str = "send the image as the raw body (`curl -T digit.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
+const BODY_HINT: &str = "send the image as the raw body (`curl -T 0.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
 
 /// `{"data": "<base64 image>"}`, for an image model (TorchServe handlers also read `body`); a
 /// tabular model takes JSON records instead: an object, a list of objects, or `{"data": [...]}`.
@@ -114,7 +114,7 @@ struct TorchServeBody {
 }
 
 /// The instances of any body the model's TorchServe handler accepts: an image (raw, multipart, or
-/// base64 JSON) for an image model, passengers (CSV, JSON records) for a tabular one.
+/// base64 JSON) for an image model, rows (CSV, JSON records) for a tabular one.
 async fn read_request(
     request: &HttpRequest,
     payload: web::Payload,
@@ -162,8 +162,8 @@ async fn read_request(
     })
 }
 
-/// Classifies an image, answering the class as TorchServe's MNIST example does; or passengers,
-/// answering a label per passenger as the Titanic example does.
+/// Classifies an image, answering the class as TorchServe's image classifiers do; or rows,
+/// answering a label per row.
 #[utoipa::path(
     method(post, put),
     path = endpoints::PREDICTIONS,
@@ -176,7 +176,7 @@ async fn read_request(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger",
+        (status = 200, description = "The class (an image), or a label per row",
             content((Prediction = "application/json")), example = json!(7)),
         (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
@@ -210,7 +210,7 @@ pub async fn predictions(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger",
+        (status = 200, description = "The class (an image), or a label per row",
             content((Prediction = "application/json")), example = json!(7)),
         (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
@@ -252,10 +252,8 @@ async fn predict_one(
 }
 
 /// Integrated Gradients as the model's TorchServe handler computes them, with POST or PUT (`curl -T
-/// 0.png`) as predictions: for an image `[[[…28]…28]]` (15 steps, of the target the body names,
-/// else the model's default: class 0 for TorchServe's MNIST network as its handler, the predicted
-/// digit for MAX's), for passengers the mean attribution per feature over the rows, `{"age": …}`
-/// (50 steps, target 1 unless the body names one). `Accept: image/png` or `?format=png` answers a
+/// 0.png`) as predictions: for an image its attributions in the image's shape, for rows the mean attribution per
+/// feature, `{"feature_0": …}` (steps and target: the body's, else the model's handler's). `Accept: image/png` or `?format=png` answers a
 /// picture: the heatmap, or a bar chart of the means.
 #[utoipa::path(
     method(post, put),
@@ -272,7 +270,7 @@ async fn predict_one(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The attributions: in the input's shape ([1][28][28] for the digit models), or the mean per feature ({\"age\": …}); or their picture",
+        (status = 200, description = "The attributions: in the input's shape ([1][H][W] for a grayscale image model), or the mean per feature ({\"feature_0\": …}); or their picture",
             content((TorchServeExplanation = "application/json"), (inline(ImageFile) = "image/png"))),
         (status = 400, description = "No input, one the model cannot read, or a bad target or format", body = TorchServeErrorBody),
         (status = 404, description = "A model not served", body = TorchServeErrorBody),

@@ -172,10 +172,9 @@ pub async fn infer(
 }
 
 /// Integrated Gradients of each instance, as TorchServe's `kservev2` envelope answers them: one
-/// output, `explain`, FP64 of shape `[N, …the model's input shape]` (`[N,1,28,28]` for the digit
-/// models, `[N,12]` for the Titanic model). It takes every body `infer` takes; `parameters` may
-/// name the `target` class and the `steps` (or Captum's `n_steps`), else the model's own handler's
-/// (TorchServe's MNIST network: class 0 and 15 steps).
+/// output, `explain`, FP64 of shape `[N, …the model's input shape]` (`[N,1,H,W]` for a grayscale
+/// image model, `[N,F]` for a model of F features). It takes every body `infer` takes; `parameters` may
+/// name the `target` class and the `steps` (or Captum's `n_steps`), else the model's own handler's.
 #[utoipa::path(
     post,
     path = endpoints::V2_EXPLAIN,

@@ -1,6 +1,6 @@
 //! What tensors a model takes, from its description: BYTES of encoded files (image models), or
-//! numbers whose shape is a batch of the model's instance shapes (`[N,28,28]`, `[N,1,28,28]`,
-//! `[N,784]`).
+//! numbers whose shape is a batch of the model's instance shapes (`[N,H,W]`, `[N,1,H,W]`,
+//! `[N,H×W]` for a grayscale image model, `[N,F]` for a model of F features).
 
 use max_mnist_core::model::InputInfo;
 use max_mnist_core::InputKind;
