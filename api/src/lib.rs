@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model_store;
 pub mod openapi;
 pub mod options;
+pub mod parameters;
 pub mod recording;
 pub mod registry;
 pub mod resolved;

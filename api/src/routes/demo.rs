@@ -3,13 +3,12 @@
 //! a features model whose features are those the passenger page encodes gets that page; any other
 //! features model gets a form generated from its feature names.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::{InputKind, ModelInfo};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::endpoints;
 use crate::errors::ApiError;
+use crate::parameters::Parameters;
 use crate::state::AppState;
 
 use super::kserve_v2::PROBABILITIES;
@@ -46,25 +45,20 @@ impl DemoPage {
     }
 }
 
-#[derive(Deserialize, IntoParams)]
-pub struct DemoQuery {
-    /// The model to try (default: the first).
-    model: Option<String>,
-}
-
 /// A self-contained page (no CDN) to try a model through the public API: for an image model, draw
 /// or upload a picture and see the prediction, the probabilities and the explanation heatmap; for
 /// a features model, give its features and see the probability of each class.
-#[utoipa::path(get, path = endpoints::DEMO, tag = "operations", params(DemoQuery), responses(
+#[utoipa::path(get, path = endpoints::DEMO, tag = "operations", params(("model" = Option<String>, Query, description = "The model to try (default: the first)")), responses(
     (status = 200, description = "The demo page", content_type = "text/html", body = String),
-    (status = 400, description = "A query string other than `?model=NAME`", body = crate::errors::ErrorBody),
+    (status = 400, description = "A query parameter other than `model`", body = crate::errors::ErrorBody),
     (status = 404, description = "A model not served", body = crate::errors::ErrorBody),
 ))]
 pub async fn demo(
-    query: web::Query<DemoQuery>,
+    request: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let served = match &query.model {
+    let query = Parameters::from_query(request.query_string(), &["model"])?;
+    let served = match query.text("model") {
         Some(name) => state.registry.resolve(name, None)?,
         None => state.registry.first().ok_or_else(|| {
             ApiError::NotFound("this server serves no model at the moment".into())
@@ -211,16 +205,7 @@ fn html_escaped(text: &str) -> String {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(endpoints::DEMO)
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::BadRequest(format!(
-                    "the query string is not `?model=NAME` ({err}): name one model, or none for the first"
-                ))
-                .into()
-            }))
-            .route(web::get().to(demo)),
-    );
+    cfg.service(web::resource(endpoints::DEMO).route(web::get().to(demo)));
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::inference::{
     explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Nested,
 };
 use crate::instance::Instance;
-use crate::options::Options;
+use crate::options::{Options, EXPLAIN_OPTIONS};
 use crate::registry::ServedModel;
 use crate::state::AppState;
 use crate::tabular;
@@ -142,7 +142,7 @@ pub async fn explain_route(
     }
     let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
-    let options = Options::new(&request, &parts)?;
+    let options = Options::new(&request, &parts, EXPLAIN_OPTIONS)?;
     let target = options.number("target")?;
     let steps = options.number("steps")?.unwrap_or(DEFAULT_STEPS);
     let png = options.wants_png(&request)?;
@@ -180,7 +180,7 @@ async fn explain_rows(
     state: &AppState,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let options = Options::new(request, &[])?;
+    let options = Options::new(request, &[], EXPLAIN_OPTIONS)?;
     let steps = options.number("steps")?.unwrap_or(DEFAULT_STEPS);
     let png = options.wants_png(request)?;
     let body = tabular::read(request, payload, &state.settings).await?;

@@ -3,12 +3,11 @@
 //! unregister, scale, set the default version. Registering and unregistering take effect at
 //! once; requests in flight finish on the model they started with.
 //!
-//! Parameters are read as TorchServe reads them (see [`parameters`]), and each case answered with
+//! Parameters are read as TorchServe reads them (see [`crate::parameters`]), and each case answered with
 //! the status its `ManagementRequestHandler` and `ApiUtils` give, except where this server is
 //! deliberately safer: a `url` is never fetched, and a negative count, size or timeout is a 400
 //! where TorchServe would take it and fail later.
 
-mod parameters;
 mod paths;
 mod refusal;
 
@@ -20,11 +19,11 @@ use utoipa::ToSchema;
 use crate::endpoints;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
+use crate::parameters::Parameters;
 use crate::registry::{Registration, ServedModel};
 use crate::resolved::Resolved;
 use crate::state::AppState;
 use crate::upload::read_body;
-use parameters::Parameters;
 use refusal::{version_not_found, Refusal};
 
 #[derive(Serialize, ToSchema)]

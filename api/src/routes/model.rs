@@ -11,7 +11,7 @@ use crate::endpoints;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::classify;
 use crate::instance::Instance;
-use crate::options::Options;
+use crate::options::{Options, PREDICT_OPTIONS};
 use crate::resolved::Resolved;
 use crate::state::AppState;
 use crate::upload::{first_part, read_multipart};
@@ -129,7 +129,7 @@ pub async fn predict(
 ) -> Result<HttpResponse, ApiError> {
     let info = model.info();
     if info.input.kind == InputKind::Features {
-        if Options::new(&request, &[])?
+        if Options::new(&request, &[], PREDICT_OPTIONS)?
             .number("top_k")?
             .is_some_and(|k| k != 1)
         {
@@ -154,7 +154,7 @@ pub async fn predict(
     }
     let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
-    let options = Options::new(&request, &parts)?;
+    let options = Options::new(&request, &parts, PREDICT_OPTIONS)?;
     let classes = model.info().output.labels.len();
     let top_k = match options.number("top_k")? {
         None => 1,

@@ -15,7 +15,7 @@ use crate::endpoints;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::inference::{classify, explain, first_and_mean, FeatureMap, Nested};
 use crate::instance::Instance;
-use crate::options::Options;
+use crate::options::{Options, EXPLANATIONS_OPTIONS};
 use crate::registry::ServedModel;
 use crate::resolved::Resolved;
 use crate::state::AppState;
@@ -329,7 +329,7 @@ async fn explain_request(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, TorchServeError> {
-    let png = Options::new(request, &[])?.wants_png(request)?;
+    let png = Options::new(request, &[], EXPLANATIONS_OPTIONS)?.wants_png(request)?;
     let body = read_request(request, payload, state, model).await?;
     let info = model.info();
     let target = body.target;
