@@ -11,7 +11,7 @@ use max_mnist_core::records::parse_csv;
 use max_mnist_core::{Field, Record};
 use serde_json::{Map, Value};
 
-use crate::confined::{resolve_inside, Refusal};
+use crate::confined::{self, Refusal};
 use crate::errors::ApiError;
 use crate::inference::check_instance_count;
 use crate::instance::Instance;
@@ -189,17 +189,21 @@ fn input_files(paths: &Value, settings: &ServiceSettings) -> Result<Vec<Instance
     Ok(instances)
 }
 
-/// `path` resolved (links followed) inside `dir`, and a regular file; a 400 saying why not.
+/// The file `path` names in the input directory `dir`, by the one rule of [`confined::resolve`];
+/// a 400 saying why not.
 fn inside(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
     let refused = |why: &str| {
         ApiError::BadRequest(format!(
-            "input_file_path `{path}` {why}: name a CSV file inside the input directory, or send the CSV itself"
+            "input_file_path `{path}` {why}: name a CSV file by its path inside the input directory, or send the CSV itself"
         ))
     };
-    resolve_inside(dir, Path::new(path)).map_err(|refusal| match refusal {
+    confined::resolve(dir, Path::new(path)).map_err(|refusal| match refusal {
+        Refusal::Empty => refused("is empty"),
+        Refusal::Absolute => refused("is an absolute path"),
+        Refusal::Parent => refused("leads out of the input directory (`..`)"),
         Refusal::Directory(_) => refused("cannot be read: the input directory does not exist"),
         Refusal::Missing => refused("is not a file in the input directory"),
-        Refusal::LeadsOut => refused("leads out of the input directory"),
+        Refusal::LeadsOut => refused("leads out of the input directory (a symlink)"),
         Refusal::NotAFile => refused("is not a regular file"),
     })
 }
@@ -242,9 +246,9 @@ mod tests {
         assert!(inside(dir.path(), "in.csv").is_ok());
         let outside_path = outside.path().join("secret.csv");
         for (path, says) in [
-            ("../in.csv", "is not a file"),
-            ("link.csv", "leads out"),
-            (outside_path.to_str().expect("UTF-8"), "leads out"),
+            ("../in.csv", "leads out of the input directory (`..`)"),
+            ("link.csv", "leads out of the input directory (a symlink)"),
+            (outside_path.to_str().expect("UTF-8"), "is an absolute path"),
             ("sub", "not a regular file"),
             ("missing.csv", "is not a file"),
         ] {
