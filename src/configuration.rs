@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use max_mnist_api::{
-    ApiInfo, AuthSettings, CorsSettings, ModelMetadata, RequestLimits, ServiceSettings,
+    ApiInfo, AuthSettings, CorsSettings, MaxModelMetadata, RequestLimits, ServiceSettings,
 };
 use max_mnist_core::{ImageLimits, LoadLimits};
 use serde::Deserialize;
@@ -23,10 +23,10 @@ pub struct Settings {
     pub model_store: PathBuf,
     /// The models to serve; none: the MAX model of `[model]`.
     #[serde(default)]
-    pub models: Vec<ModelEntry>,
+    pub models: Vec<ConfiguredModel>,
     pub server: ServerSettings,
     pub model: MaxModelSettings,
-    pub metadata: ModelMetadata,
+    pub metadata: MaxModelMetadata,
     pub api: ApiInfo,
     pub assets: AssetSettings,
     pub limits: LimitSettings,
@@ -76,7 +76,7 @@ pub struct MaxModelSettings {
 /// One `[[models]]` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelEntry {
+pub struct ConfiguredModel {
     /// The name routes know it by; default: the `.mar` manifest's, else the file's stem.
     pub name: Option<String>,
     /// A `.mar` archive or a weights file, relative to `model_store` unless absolute.
@@ -226,13 +226,13 @@ mod tests {
         assert_eq!(
             settings.models,
             [
-                ModelEntry {
+                ConfiguredModel {
                     name: Some("mnist".into()),
                     path: "mnist.mar".into(),
                     version: None,
                     settings: max_mnist_core::ModelSettings::default(),
                 },
-                ModelEntry {
+                ConfiguredModel {
                     name: None,
                     path: "max.pt".into(),
                     version: Some("2".into()),

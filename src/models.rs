@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use max_mnist_api::confined::{self, Refusal};
 use max_mnist_api::LoadedModel;
 use max_mnist_core::{LoadLimits, ModelSettings, ModelSource};
 
-use crate::configuration::{ModelEntry, Settings};
+use crate::configuration::{ConfiguredModel, Settings};
 
 /// A model to load, and what to say when it cannot be.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +25,7 @@ const MODELS_HINT: &str =
     "check the file, or the name and path given to --models (env MODELS) or [[models]]";
 
 /// `NAME=PATH`, or `PATH` alone.
-pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
+pub fn parse_model_arg(arg: &str) -> anyhow::Result<ConfiguredModel> {
     let arg = arg.trim();
     let (name, path) = match arg.split_once('=') {
         Some((name, path)) => (Some(name.trim().to_owned()), path.trim()),
@@ -33,7 +34,7 @@ pub fn parse_model_arg(arg: &str) -> anyhow::Result<ModelEntry> {
     if path.is_empty() || name.as_deref() == Some("") {
         bail!("`{arg}` is not NAME=PATH: give a model as mnist=mnist.mar, or a path alone");
     }
-    Ok(ModelEntry {
+    Ok(ConfiguredModel {
         name,
         path: path.into(),
         version: None,
@@ -75,27 +76,60 @@ pub fn to_load(
             hint: MAX_HINT,
         }]);
     }
-    Ok(entries
+    entries
         .into_iter()
-        .map(|entry| ModelToLoad {
-            url: entry.path.display().to_string(),
-            source: ModelSource {
-                path: in_store(store, &entry.path),
-                name: entry.name,
-                version: entry.version,
-                settings: entry.settings,
-            },
-            hint: MODELS_HINT,
+        .map(|entry| {
+            Ok(ModelToLoad {
+                url: entry.path.display().to_string(),
+                source: ModelSource {
+                    path: in_store(store, &entry.path)?,
+                    name: entry.name,
+                    version: entry.version,
+                    settings: entry.settings,
+                },
+                hint: MODELS_HINT,
+            })
         })
-        .collect())
+        .collect()
 }
 
-fn in_store(store: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() || store.as_os_str().is_empty() {
-        path.to_owned()
-    } else {
-        store.join(path)
+/// The file a model's `path` names: an absolute path as the operator gives it; a relative one in
+/// the model store (the working directory when none is set), by the one rule of every file named
+/// inside a directory ([`confined::resolve`]: no `..`, no symlink out, a regular file). The path
+/// is kept as written under the store, so that a link inside it keeps its own name.
+fn in_store(store: &Path, path: &Path) -> anyhow::Result<PathBuf> {
+    if path.is_absolute() {
+        return Ok(path.to_owned());
     }
+    let (dir, called) = if store.as_os_str().is_empty() {
+        (Path::new("."), "the working directory".to_owned())
+    } else {
+        (store, format!("the model store {}", store.display()))
+    };
+    let checked = confined::resolve(dir, path).map(|_| {
+        if store.as_os_str().is_empty() {
+            path.to_owned()
+        } else {
+            store.join(path)
+        }
+    });
+    checked.map_err(|refusal| {
+        let why = match refusal {
+            Refusal::Empty => "is empty".to_owned(),
+            Refusal::Absolute => "is an absolute path".to_owned(),
+            Refusal::Parent => format!("leads out of {called} (`..`)"),
+            Refusal::Directory(err) => format!(
+                "cannot be looked up: {called} cannot be read ({err}); check --model-store (env MODEL_STORE) or `model_store`"
+            ),
+            Refusal::Missing => format!("is not a file in {called}"),
+            Refusal::LeadsOut => format!("is a symlink that leads out of {called}"),
+            Refusal::NotAFile => format!("is not a regular file in {called}"),
+        };
+        anyhow::anyhow!(
+            "the model path `{}` {why}: name a file by its path inside {called}, or give its absolute path; {MODELS_HINT}",
+            path.display()
+        )
+    })
 }
 
 fn file_name(path: &Path) -> String {
@@ -179,13 +213,33 @@ mod tests {
     #[test]
     fn relative_paths_are_in_the_store_and_no_models_means_the_max_model() {
         let settings = Settings::load(Some(Path::new("config.toml"))).expect("config");
-        let store = Path::new("/srv/store");
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = root.path().join("store");
+        std::fs::create_dir(&store).expect("store");
+        std::fs::write(store.join("mnist.mar"), b"archive").expect("write");
+        std::fs::write(root.path().join("outside.mar"), b"archive").expect("write");
+        std::os::unix::fs::symlink(root.path().join("outside.mar"), store.join("out.mar"))
+            .expect("symlink");
         let args = ["mnist=mnist.mar".to_owned(), "max=/abs/max.pt".to_owned()];
-        let chosen = to_load(&settings, Some(&args), store, None, true).expect("chosen");
-        assert_eq!(chosen[0].source.path, Path::new("/srv/store/mnist.mar"));
+        let chosen = to_load(&settings, Some(&args), &store, None, true).expect("chosen");
+        assert_eq!(chosen[0].source.path, store.join("mnist.mar"));
         assert_eq!(chosen[0].url, "mnist.mar");
         assert_eq!(chosen[1].source.path, Path::new("/abs/max.pt"));
-        let default = to_load(&settings, None, store, None, true).expect("chosen");
+        for (arg, says) in [
+            ("x=../outside.mar", "leads out of the model store"),
+            (
+                "x=out.mar",
+                "is a symlink that leads out of the model store",
+            ),
+            ("x=missing.mar", "is not a file in the model store"),
+        ] {
+            let message = to_load(&settings, Some(&[arg.to_owned()]), &store, None, true)
+                .expect_err(arg)
+                .to_string();
+            assert!(message.contains(says), "{arg}: {message}");
+            assert!(message.contains("--models"), "{arg}: {message}");
+        }
+        let default = to_load(&settings, None, &store, None, true).expect("chosen");
         assert_eq!(default.len(), 1);
         assert_eq!(
             default[0].source.path,
@@ -194,10 +248,10 @@ mod tests {
         assert_eq!(default[0].source.name.as_deref(), Some("mnist"));
         assert_eq!(default[0].url, "mnist-classifier.pt");
         let none: [String; 1] = [String::new()];
-        assert!(to_load(&settings, Some(&none), store, None, true)
+        assert!(to_load(&settings, Some(&none), &store, None, true)
             .expect("empty")
             .is_empty());
-        assert!(to_load(&settings, None, store, None, false)
+        assert!(to_load(&settings, None, &store, None, false)
             .expect("empty")
             .is_empty());
     }

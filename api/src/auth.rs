@@ -13,6 +13,7 @@ use actix_web::{web, HttpResponse, ResponseError};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::endpoints::{self, Protocol};
 use crate::errors::{ApiError, KServeError, TorchServeError};
 
 /// A secret a client must send as `Authorization: Bearer <token>`. It is never printed.
@@ -65,7 +66,7 @@ impl Api {
     /// The API a request to `path` belongs to, on a listener serving `self`.
     fn of_path(self, path: &str) -> Self {
         match self {
-            Self::Both if is_management_path(path) => Self::Management,
+            Self::Both if endpoints::is_management(path) => Self::Management,
             Self::Both => Self::Inference,
             api => api,
         }
@@ -88,11 +89,6 @@ impl Api {
     }
 }
 
-/// TorchServe's management routes and KServe v2's model repository extension.
-fn is_management_path(path: &str) -> bool {
-    path == "/models" || path.starts_with("/models/") || path.starts_with("/v2/repository")
-}
-
 /// The tokens one listener's routes ask for, as that listener's app data.
 #[derive(Debug, Clone)]
 pub struct RequiredToken {
@@ -100,16 +96,9 @@ pub struct RequiredToken {
     pub tokens: AuthSettings,
 }
 
-/// Routes anyone may call: liveness and readiness (for orchestrators), metrics (for scrapers),
-/// and the documentation, whose Swagger UI takes the token through its Authorize button.
+/// Routes anyone may call, on the inference API; `/metrics` alone on its own listener.
 fn is_open(api: Api, path: &str) -> bool {
-    api == Api::Metrics
-        || api == Api::Inference
-            && (matches!(
-                path,
-                "/" | "/ping" | "/metrics" | "/swagger.json" | "/openapi.json" | "/swagger-ui"
-            ) || path.starts_with("/v2/health/")
-                || path.starts_with("/swagger-ui/"))
+    api == Api::Metrics || api == Api::Inference && endpoints::is_open(path)
 }
 
 /// Answers a request without the listener's token with a 401 in its protocol's error shape.
@@ -181,12 +170,10 @@ pub async fn refuse_web_pages(
 
 /// `error` in the error shape of the protocol `path` belongs to: KServe's, MAX's, else TorchServe's.
 pub(crate) fn refusal(path: &str, error: ApiError) -> HttpResponse {
-    if path.starts_with("/v1/") || path.starts_with("/v2/") || path == "/v2" {
-        KServeError(error).error_response()
-    } else if path.starts_with("/model/") {
-        error.error_response()
-    } else {
-        TorchServeError(error).error_response()
+    match Protocol::of(path) {
+        Protocol::KServe => KServeError(error).error_response(),
+        Protocol::Max => error.error_response(),
+        Protocol::TorchServe => TorchServeError(error).error_response(),
     }
 }
 

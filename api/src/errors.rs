@@ -187,4 +187,4 @@ impl ResponseError for KServeError {
     }
 }
 
-pub const UPLOAD_HINT: &str = "send the image as multipart/form-data in the field `file`, e.g. `curl -F file=@digit.png http://HOST:5000/model/predict`";
+pub const UPLOAD_HINT: &str = "send the image as multipart/form-data in the field `file`, e.g. `curl -F file=@0.png http://HOST:5000/model/predict`";

@@ -2,39 +2,18 @@
 //! forward pass. Cheap requests run on the async worker that received them; expensive ones (big
 //! images, big networks, explanations) go to their model's [`WorkQueue`](crate::work_queue::WorkQueue).
 
-use actix_web::web::Bytes;
 use max_mnist_core::{
-    Classification, Explained, Explanation, ExplanationInfo, ModelInfo, RawInput, Record, Work,
+    Classification, Explained, Explanation, ExplanationInfo, ModelInfo, RawInput, Work,
 };
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::errors::ApiError;
+use crate::instance::Instance;
 use crate::registry::ServedModel;
 use crate::work_queue::classify_with;
 use crate::RequestLimits;
-
-/// One thing to classify, as a protocol received it.
-#[derive(Debug, Clone)]
-pub enum Instance {
-    /// An encoded file (PNG, JPEG, …).
-    File(Bytes),
-    /// Numbers, row-major.
-    Tensor(Vec<f64>),
-    /// Named fields: a CSV row, a JSON object.
-    Record(Record),
-}
-
-impl Instance {
-    pub fn raw(&self) -> RawInput<'_> {
-        match self {
-            Self::File(bytes) => RawInput::File(bytes),
-            Self::Tensor(values) => RawInput::Tensor(values),
-            Self::Record(record) => RawInput::Record(record),
-        }
-    }
-}
 
 /// Refuses a request with more instances than one forward pass may take.
 pub fn check_instance_count(count: usize, limits: &RequestLimits) -> Result<(), ApiError> {
@@ -52,8 +31,9 @@ pub fn check_instance_count(count: usize, limits: &RequestLimits) -> Result<(), 
 
 /// Work that runs on the async worker that received it: for it the hand-off to the blocking pool
 /// costs more than the work (measured in BENCHMARKS.md). 65,536 pixels take well under a
-/// millisecond to decode and normalise, and a batch of 64 MNIST-size images fits; 4 M
-/// multiply-adds are a batch of 64 for MyConvNet (~0.2 ms) but not one image for TorchServe's Net.
+/// millisecond to decode and normalise, and a batch of 64 images of up to 1,024 pixels fits; 4 M
+/// multiply-adds are a batch of 64 of a small convolutional network (~0.2 ms), but not one image
+/// of a larger one.
 const INLINE_WORK: Work = Work {
     pixels: 1 << 16,
     multiply_adds: 4_000_000,
@@ -81,7 +61,7 @@ pub async fn classify(
 }
 
 /// Integrated Gradients for each instance: of its target, or of `settings.target`. Always on the
-/// work queue: even the Titanic model's 100-row explanation takes 6 ms, too long to hold a worker.
+/// work queue: even a 12-feature model's 100-row explanation takes 6 ms, too long to hold a worker.
 pub async fn explain(
     served: &ServedModel,
     instances: Vec<(Instance, Option<usize>)>,
@@ -137,7 +117,7 @@ pub fn first_and_mean(explained: &[Explained]) -> Result<(&Explained, Explanatio
     }
 }
 
-/// Flat values written as nested JSON arrays of `shape` (`[28,28]` → 28 rows of 28), as `f32`.
+/// Flat values written as nested JSON arrays of `shape` (`[2,3]` → 2 rows of 3), as `f32`.
 pub struct Nested<'a> {
     pub values: &'a [f32],
     pub shape: &'a [usize],
@@ -160,7 +140,7 @@ impl Serialize for Nested<'_> {
     }
 }
 
-/// Values by feature name, in the model's feature order, as `f32`: `{"age": -0.73, …}`.
+/// Values by feature name, in the model's feature order, as `f32`: `{"feature_0": -0.73, …}`.
 pub struct FeatureMap<'a> {
     pub names: &'a [String],
     pub values: &'a [f32],
@@ -176,7 +156,7 @@ impl Serialize for FeatureMap<'_> {
     }
 }
 
-/// A shape without its leading 1s: `[1,28,28]` → `[28,28]`.
+/// A shape without its leading 1s: `[1,H,W]` → `[H,W]`.
 pub fn trimmed(shape: &[usize]) -> &[usize] {
     let mut shape = shape;
     while let [1, rest @ ..] = shape {

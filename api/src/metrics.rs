@@ -4,21 +4,12 @@
 //! inference request, `Requests2XX/4XX/5XX` per response), so that its users' dashboards and
 //! alerts keep working. Rendered at `GET /metrics`.
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::web;
 use max_mnist_core::ModelInfo;
 use prometheus::{
     CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-
-use crate::work_queue::measure_queue_wait;
-use crate::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -125,11 +116,6 @@ fn hostname() -> String {
         .unwrap_or_else(|| "Unknown".to_owned())
 }
 
-/// Whether `route` runs a model (TorchServe counts these as inference requests).
-fn is_inference_route(route: &str) -> bool {
-    route.contains("predict") || route.contains("explain") || route.ends_with("/infer")
-}
-
 impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -197,7 +183,7 @@ impl Metrics {
         self.batch_size.with_label_values(&[model])
     }
 
-    fn observe_request(
+    pub(crate) fn observe_request(
         &self,
         route: &str,
         method: &str,
@@ -213,61 +199,27 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// One inference request of `model`, in TorchServe's series.
+    pub(crate) fn observe_inference(
+        &self,
+        model: &str,
+        version: &str,
+        micros: f64,
+        queued_micros: f64,
+    ) {
+        self.torchserve
+            .observe_inference(model, version, micros, queued_micros);
+    }
+
+    /// One response, in TorchServe's `Requests2XX`/`4XX`/`5XX`.
+    pub(crate) fn observe_response(&self, status: StatusCode) {
+        self.torchserve.observe_response(status);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
-}
-
-/// Records every request under its route pattern (`/predictions/{model}`, not the raw path, so that
-/// the number of series stays bounded) and its model (a served one only, for the same reason; the
-/// MAX routes' is the first model); requests that match no route count as `unmatched`.
-pub async fn record(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let state = request.app_data::<web::Data<AppState>>().cloned();
-    let method = request.method().clone();
-    let (result, queued_micros) = measure_queue_wait(next.call(request)).await;
-    if let Some(state) = state {
-        let elapsed = started.elapsed();
-        let (route, status, named, version) = match &result {
-            Ok(response) => {
-                let request = response.request();
-                let info = request.match_info();
-                let named = info.get("model").map(str::to_owned);
-                let version = info.get("version").map(str::to_owned);
-                (request.match_pattern(), response.status(), named, version)
-            }
-            Err(err) => (None, err.as_response_error().status_code(), None, None),
-        };
-        let route = route.unwrap_or_else(|| "unmatched".to_owned());
-        let models = state.registry.all();
-        let model = match named {
-            Some(name) => models.iter().find(|served| served.info().name == name),
-            None if route.starts_with("/model/") => models.first(),
-            None => None,
-        }
-        .map_or("", |served| served.info().name.as_str());
-        state.metrics.observe_request(
-            &route,
-            method.as_str(),
-            status,
-            model,
-            elapsed.as_secs_f64(),
-        );
-        if !model.is_empty() && is_inference_route(&route) {
-            state.metrics.torchserve.observe_inference(
-                model,
-                version.as_deref().unwrap_or("default"),
-                elapsed.as_secs_f64() * 1e6,
-                queued_micros as f64,
-            );
-        }
-        state.metrics.torchserve.observe_response(status);
-    }
-    result
 }

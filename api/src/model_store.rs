@@ -5,16 +5,16 @@
 //! absolute path, `..`, and a path whose symlinks lead out are refused before a file is opened,
 //! and no network connection is ever made.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_web::web;
 use max_mnist_core::ModelSource;
 
-use crate::confined::{resolve_inside, Refusal};
+use crate::confined::{self, Refusal};
 use crate::errors::ApiError;
 use crate::registry::{LoadedModel, Registration, ServedModel};
-use crate::AppState;
+use crate::state::AppState;
 
 /// Loads the file `url` names in the store (off the async workers) and serves it at once as
 /// `name` (default: the manifest's `modelName`, else the file's stem). Nothing changes when any
@@ -79,53 +79,50 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 
 const NO_STORE: &str = "this server has no model store, so it cannot register models: start it with --model-store DIR (env MODEL_STORE) and copy the .mar there";
 
-/// The file `url` names in `store`, resolved (symlinks followed) and checked to be a regular file
-/// inside it. What is not there (no store, no such file, an empty name) is a 404, as TorchServe's
-/// `ModelNotFoundException`; a URL, an absolute path, `..` and a symlink out are 400s.
+/// The file `url` names in `store`, by the one rule of [`confined::resolve`]. What is not there
+/// (no store, no such file, an empty name) is a 404, as TorchServe's `ModelNotFoundException`; a
+/// URL, an absolute path, `..` and a symlink out are 400s.
 pub fn resolve(store: Option<&Path>, url: &str) -> Result<PathBuf, ApiError> {
-    let refuse = |why: String| ApiError::BadRequest(format!("cannot register `{url}`: {why}"));
-    let missing = |why: String| ApiError::NotFound(format!("cannot register `{url}`: {why}"));
-    if url.trim().is_empty() {
-        return Err(ApiError::NotFound(
-            "the parameter `url` is empty: name a .mar file in the model store, e.g. `url=mnist.mar`".into(),
-        ));
-    }
     if let Some(scheme) = scheme(url) {
-        return Err(refuse(format!(
-            "it is a `{scheme}:` URL, and max-mnist never fetches models (registering by URL was TorchServe's CVE-2023-43654): copy the file into the model store and give its name, e.g. `url=mnist.mar`"
+        return Err(ApiError::BadRequest(format!(
+            "cannot register `{url}`: it is a `{scheme}:` URL, and max-mnist never fetches models (registering by URL was TorchServe's CVE-2023-43654): copy the file into the model store and give its name, e.g. `url=mnist.mar`"
         )));
     }
-    let relative = Path::new(url);
-    if relative.is_absolute() || url.starts_with('\\') {
-        return Err(refuse(
+    let name = Path::new(url);
+    let Some(store) = store else {
+        confined::check_name(name).map_err(|refusal| refused(url, refusal, None))?;
+        return Err(ApiError::NotFound(NO_STORE.into()));
+    };
+    confined::resolve(store, name).map_err(|refusal| refused(url, refusal, Some(store)))
+}
+
+/// Why `url` cannot be registered, and what to do, with the store's files where they help.
+fn refused(url: &str, refusal: Refusal, store: Option<&Path>) -> ApiError {
+    let refuse = |why: String| ApiError::BadRequest(format!("cannot register `{url}`: {why}"));
+    let listing = || store.map_or_else(String::new, listing);
+    match refusal {
+        Refusal::Empty => ApiError::NotFound(
+            "the parameter `url` is empty: name a .mar file in the model store, e.g. `url=mnist.mar`".into(),
+        ),
+        Refusal::Absolute => refuse(
             "it is an absolute path; `url` names a file in the model store by its path inside it, e.g. `url=mnist.mar`".into(),
-        ));
-    }
-    if relative
-        .components()
-        .any(|component| !matches!(component, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(refuse(
-            "`..` would leave the model store; `url` names a file inside it, e.g. `url=mnist.mar`"
-                .into(),
-        ));
-    }
-    let store = store.ok_or_else(|| ApiError::NotFound(NO_STORE.into()))?;
-    resolve_inside(store, relative).map_err(|refusal| match refusal {
+        ),
+        Refusal::Parent => refuse(
+            "`..` would leave the model store; `url` names a file inside it, e.g. `url=mnist.mar`".into(),
+        ),
         Refusal::Directory(err) => ApiError::Internal(format!(
             "the model store {} cannot be read ({err}): check --model-store",
-            store.display()
+            store.map_or_else(String::new, |store| store.display().to_string())
         )),
-        Refusal::Missing => missing(format!(
-            "there is no such file in the model store: {}",
-            listing(store)
+        Refusal::Missing => ApiError::NotFound(format!(
+            "cannot register `{url}`: there is no such file in the model store: {}",
+            listing()
         )),
         Refusal::LeadsOut => refuse(
-            "it is a symlink that leads out of the model store; copy the file into the store instead"
-                .into(),
+            "it is a symlink that leads out of the model store; copy the file into the store instead".into(),
         ),
-        Refusal::NotAFile => refuse(format!("it is not a regular file; {}", listing(store))),
-    })
+        Refusal::NotAFile => refuse(format!("it is not a regular file; {}", listing())),
+    }
 }
 
 /// `http` of `http://…`, `file` of `file:/…`: a scheme as RFC 3986 spells it, longer than one
@@ -140,7 +137,7 @@ fn scheme(url: &str) -> Option<&str> {
     .then_some(scheme)
 }
 
-/// "the store holds mnist.mar, titanic.mar", for error messages.
+/// "the store holds a.mar, b.mar", for error messages.
 fn listing(store: &Path) -> String {
     let mut names: Vec<String> = std::fs::read_dir(store)
         .map(|entries| {

@@ -10,7 +10,9 @@ use utoipa::openapi::RefOr;
 use utoipa::OpenApi;
 
 use crate::errors::ErrorBody;
-use crate::routes::{docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve};
+use crate::routes::{
+    demo, docs, explain, health, kserve_v1, kserve_v2, management, model, torchserve,
+};
 use crate::ApiInfo;
 
 #[derive(OpenApi)]
@@ -40,14 +42,14 @@ use crate::ApiInfo;
         management::models,
         management::describe_model,
         docs::index,
-        docs::demo,
+        demo::demo,
         docs::swagger_json,
         docs::openapi_json,
     ),
     components(schemas(ErrorBody)),
     tags(
         (name = "MAX", description = "Model Asset Exchange routes of the first model: metadata, labels, prediction, explanation"),
-        (name = "TorchServe", description = "TorchServe's inference and management routes, as its MNIST example answers them"),
+        (name = "TorchServe", description = "TorchServe's inference and management routes, as TorchServe answers them"),
         (name = "KServe v1", description = "KServe's v1 inference protocol"),
         (name = "KServe v2", description = "KServe's v2 inference protocol (Open Inference Protocol), with Triton's binary tensor extension"),
         (name = "operations", description = "Health, documentation and the demo page"),

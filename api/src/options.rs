@@ -1,31 +1,38 @@
-//! The MAX routes' options (`top_k`, `target`, `steps`, `format`), read from the query string or
+//! The MAX routes' options (`top_k`, `target`, `steps`, `format`; `format` also on TorchServe's
+//! `/explanations`), read from the query string or
 //! the form, as MAX's request parsers read both. An option given both ways with different values
-//! is refused rather than one of them silently winning.
-
-use std::collections::HashMap;
+//! is refused rather than one of them silently winning. The query string is read by the one rule
+//! of [`Parameters`]: a name the route does not take is a 400.
 
 use actix_web::http::header::ACCEPT;
-use actix_web::{web, HttpRequest};
+use actix_web::HttpRequest;
 
 use crate::errors::ApiError;
+use crate::parameters::Parameters;
 use crate::upload::{parse_number, text_part, Part};
 
+/// The options of `/model/predict`.
+pub const PREDICT_OPTIONS: &[&str] = &["top_k"];
+/// The options of `/model/explain`.
+pub const EXPLAIN_OPTIONS: &[&str] = &["target", "steps", "format"];
+/// The options of TorchServe's `/explanations/{model}` (its own `target` is in the body).
+pub const EXPLANATIONS_OPTIONS: &[&str] = &["format"];
+
 pub struct Options<'a> {
-    query: HashMap<String, String>,
+    query: Parameters,
     parts: &'a [Part],
 }
 
 impl<'a> Options<'a> {
-    pub fn new(request: &HttpRequest, parts: &'a [Part]) -> Result<Self, ApiError> {
-        let query = web::Query::<HashMap<String, String>>::from_query(request.query_string())
-            .map_err(|err| ApiError::BadRequest(format!("the query string cannot be read: {err}")))?
-            .into_inner();
+    /// The options of a request to a route that takes `known`.
+    pub fn new(request: &HttpRequest, parts: &'a [Part], known: &[&str]) -> Result<Self, ApiError> {
+        let query = Parameters::from_query(request.query_string(), known)?;
         Ok(Self { query, parts })
     }
 
     /// The option's text, from the query string or the form.
     pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
-        let from_query = self.query.get(name).map(|value| value.trim().to_owned());
+        let from_query = self.query.text(name).map(|value| value.trim().to_owned());
         let from_form = text_part(self.parts, name)?;
         match (from_query, from_form) {
             (Some(query), Some(form)) if query != form => Err(ApiError::BadRequest(format!(
@@ -78,17 +85,19 @@ mod tests {
         }
     }
 
+    const KNOWN: &[&str] = &["top_k", "steps", "target", "format"];
+
     #[test]
     fn options_come_from_the_query_or_the_form_and_must_agree() {
         let request = TestRequest::with_uri("/model/predict?top_k=3&steps=15").to_http_request();
         let parts = [part("top_k", " 3 "), part("target", "7")];
-        let options = Options::new(&request, &parts).expect("reads");
+        let options = Options::new(&request, &parts, KNOWN).expect("reads");
         assert_eq!(options.number("top_k").ok(), Some(Some(3)));
         assert_eq!(options.number("steps").ok(), Some(Some(15)));
         assert_eq!(options.number("target").ok(), Some(Some(7)));
         assert_eq!(options.number("format").ok(), Some(None));
         let conflicting = [part("top_k", "4")];
-        let options = Options::new(&request, &conflicting).expect("reads");
+        let options = Options::new(&request, &conflicting, KNOWN).expect("reads");
         match options.number("top_k") {
             Err(ApiError::BadRequest(message)) => {
                 assert!(
@@ -100,10 +109,26 @@ mod tests {
         }
         let bad = [part("steps", "many")];
         let plain = TestRequest::with_uri("/model/explain").to_http_request();
-        assert!(Options::new(&plain, &bad)
+        assert!(Options::new(&plain, &bad, KNOWN)
             .expect("reads")
             .number("steps")
             .is_err());
+    }
+
+    #[test]
+    fn a_query_parameter_the_route_does_not_take_is_refused_and_the_first_value_counts() {
+        let request = TestRequest::with_uri("/model/predict?topk=3").to_http_request();
+        match Options::new(&request, &[], PREDICT_OPTIONS) {
+            Err(ApiError::BadRequest(message)) => assert!(
+                message.contains("unknown parameter `topk`: this route takes top_k"),
+                "{message}"
+            ),
+            Err(other) => panic!("expected a 400, got {other:?}"),
+            Ok(_) => panic!("expected a 400, got options"),
+        }
+        let request = TestRequest::with_uri("/model/predict?top_k=2&top_k=5").to_http_request();
+        let options = Options::new(&request, &[], PREDICT_OPTIONS).expect("reads");
+        assert_eq!(options.number("top_k").ok(), Some(Some(2)));
     }
 
     #[test]
@@ -112,7 +137,7 @@ mod tests {
             let request = TestRequest::with_uri(uri)
                 .insert_header((ACCEPT, accept))
                 .to_http_request();
-            Options::new(&request, &[]).and_then(|o| o.wants_png(&request))
+            Options::new(&request, &[], EXPLAIN_OPTIONS).and_then(|o| o.wants_png(&request))
         };
         assert!(with("/model/explain?format=png", "*/*").expect("png"));
         assert!(!with("/model/explain?format=json", "image/png").expect("json"));

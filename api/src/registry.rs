@@ -1,23 +1,17 @@
 //! The models served, by name, each in one or more versions (one is its default, as in
-//! TorchServe). The first one registered also answers the MAX routes (`/model/…`). Routes take a
-//! [`Resolved`] model: the extractor reads `{model}` (and `{version}`) from the path, and answers
-//! an unknown one with a 404 in the route's protocol, listing the models served.
+//! TorchServe). The first one registered also answers the MAX routes (`/model/…`).
 //!
 //! The list is replaced as a whole when models come or go, and a request holds its model by an
 //! `Arc`, so requests in flight finish on the model they started with.
 
-use std::future::{ready, Ready};
-use std::marker::PhantomData;
 use std::sync::{Arc, RwLock};
 
-use actix_web::{dev::Payload, web, FromRequest, HttpRequest, ResponseError};
 use max_mnist_core::{Model, ModelInfo};
 use prometheus::Histogram;
 
 use crate::errors::ApiError;
 use crate::metrics::Metrics;
 use crate::work_queue::{DecodeBudget, WorkQueue};
-use crate::AppState;
 
 /// A model loaded from a file, ready to serve.
 pub struct LoadedModel {
@@ -326,7 +320,7 @@ pub fn already_registered(name: &str, served: &ServedModel) -> ApiError {
     ))
 }
 
-const NO_MODEL: &str = "this server serves no model at the moment: register one with the management API's POST /models?url=FILE.mar (the archive in the model store, e.g. `curl -X POST \"http://127.0.0.1:8081/models?url=mnist.mar\"`), or start with --models NAME=FILE";
+pub(crate) const NO_MODEL: &str = "this server serves no model at the moment: register one with the management API's POST /models?url=FILE.mar (the archive in the model store, e.g. `curl -X POST \"http://127.0.0.1:8081/models?url=mnist.mar\"`), or start with --models NAME=FILE";
 
 /// "this server serves `mnist` (version 1.0) and `max` (version 1)".
 fn served_list(models: &[Arc<ServedModel>]) -> String {
@@ -348,57 +342,5 @@ fn served_list(models: &[Arc<ServedModel>]) -> String {
             format!("this server serves {} and {last}", rest.join(", "))
         }
         _ => format!("this server serves {}", names.concat()),
-    }
-}
-
-/// The model a request names in its path (`{model}`, `{version}`), or the first model for routes
-/// without one; refused in the route's error shape `E`.
-pub struct Resolved<E> {
-    pub served: Arc<ServedModel>,
-    protocol: PhantomData<E>,
-}
-
-impl<E> From<Arc<ServedModel>> for Resolved<E> {
-    fn from(served: Arc<ServedModel>) -> Self {
-        Self {
-            served,
-            protocol: PhantomData,
-        }
-    }
-}
-
-impl<E> std::ops::Deref for Resolved<E> {
-    type Target = ServedModel;
-
-    fn deref(&self) -> &ServedModel {
-        &self.served
-    }
-}
-
-impl<E: From<ApiError> + ResponseError + 'static> FromRequest for Resolved<E> {
-    type Error = E;
-    type Future = Ready<Result<Self, E>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let resolved = (|| {
-            let state = request
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::Internal("the application state is missing".into()))?;
-            let registry = &state.registry;
-            match request.match_info().get("model") {
-                Some(name) => registry.resolve(name, request.match_info().get("version")),
-                None => registry
-                    .first()
-                    .ok_or_else(|| ApiError::NotFound(format!("{NO_MODEL}."))),
-            }
-        })();
-        ready(
-            resolved
-                .map(|served| Self {
-                    served,
-                    protocol: PhantomData,
-                })
-                .map_err(E::from),
-        )
     }
 }

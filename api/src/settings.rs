@@ -12,8 +12,7 @@ use crate::auth::AuthSettings;
 /// `GET /model/metadata`, as MAX serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = MaxModelMetadata)]
-pub struct ModelMetadata {
+pub struct MaxModelMetadata {
     #[schema(example = "max-pytorch-mnist")]
     pub id: String,
     #[schema(example = "MAX PyTorch MNIST")]
@@ -39,7 +38,7 @@ pub struct ApiInfo {
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// `GET /model/metadata` when the first model is MAX's MyConvNet (others describe themselves).
-    pub metadata: ModelMetadata,
+    pub metadata: MaxModelMetadata,
     /// The only directory the management API registers models from; `None`: it registers none.
     pub model_store: Option<std::path::PathBuf>,
     /// Bounds on the files registered models are loaded from.
@@ -61,12 +60,12 @@ pub struct ServiceSettings {
 impl ServiceSettings {
     /// `GET /model/metadata` for `first`, the model the MAX routes answer with: the configured
     /// metadata for MAX's MyConvNet, else what the network says of itself.
-    pub fn metadata_of(&self, first: &ModelInfo) -> ModelMetadata {
+    pub fn metadata_of(&self, first: &ModelInfo) -> MaxModelMetadata {
         let network = &first.network;
         if network.name == self.metadata_network {
             return self.metadata.clone();
         }
-        ModelMetadata {
+        MaxModelMetadata {
             id: first.name.clone(),
             name: format!("{} ({})", network.origin, network.name),
             description: network.description.clone(),

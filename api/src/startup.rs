@@ -5,89 +5,18 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{middleware, web, App, HttpServer};
 
-use std::sync::RwLock;
-
 use crate::auth::{self, Api, RequiredToken};
 use crate::catch_panic::catch_panic;
-use crate::errors::ApiError;
-use crate::metrics::{self, Metrics};
-use crate::registry::{LoadedModel, Registration, Registry, ServedModel};
+use crate::metrics::Metrics;
+use crate::recording;
+use crate::registry::{LoadedModel, Registry};
+use crate::state::AppState;
 use crate::work_queue::DecodeBudget;
 use crate::CorsSettings;
 use crate::{openapi, routes, ServiceSettings};
 
-/// What every handler shares, on both listeners.
-pub struct AppState {
-    pub registry: Registry,
-    pub settings: ServiceSettings,
-    /// Serialised again whenever a model comes or goes.
-    openapi_json: RwLock<web::Bytes>,
-    pub metrics: Metrics,
-}
-
-impl AppState {
-    /// The OpenAPI document for the models served now.
-    pub fn openapi_json(&self) -> web::Bytes {
-        match self.openapi_json.read() {
-            Ok(json) => json.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Serves `loaded` too, at once (a 409 when its name is taken).
-    pub fn register(&self, loaded: LoadedModel) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        self.register_with(loaded, Registration::default())
-    }
-
-    /// [`AppState::register`], keeping what TorchServe's management API said about the model.
-    pub fn register_with(
-        &self,
-        loaded: LoadedModel,
-        registration: Registration,
-    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let served = self
-            .registry
-            .add_registered(loaded, registration, &self.metrics)?;
-        self.refresh_openapi();
-        Ok(served)
-    }
-
-    /// Stops serving `name` (of `version`, when given); requests in flight finish.
-    pub fn unregister(
-        &self,
-        name: &str,
-        version: Option<&str>,
-    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let removed = self.registry.remove(name, version, &self.metrics)?;
-        self.refresh_openapi();
-        Ok(removed)
-    }
-
-    /// Makes `version` the default version of the model `name` (a 404 when either is not served).
-    pub fn set_default_version(
-        &self,
-        name: &str,
-        version: &str,
-    ) -> Result<std::sync::Arc<ServedModel>, ApiError> {
-        let chosen = self.registry.set_default(name, version)?;
-        self.refresh_openapi();
-        Ok(chosen)
-    }
-
-    fn refresh_openapi(&self) {
-        match serialised_document(&self.settings, &self.registry) {
-            Ok(json) => {
-                let mut current = match self.openapi_json.write() {
-                    Ok(current) => current,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                *current = json;
-            }
-            Err(err) => log::error!("cannot serialise the OpenAPI document: {err}"),
-        }
-    }
-}
-
+/// The OpenAPI document of the models served, serialised; the state calls it whenever a model
+/// comes or goes.
 fn serialised_document(
     settings: &ServiceSettings,
     registry: &Registry,
@@ -152,14 +81,10 @@ impl Application {
                 .add(model, &metrics)
                 .map_err(|err| std::io::Error::other(err.to_string()))?;
         }
-        let openapi_json =
-            RwLock::new(serialised_document(&settings, &registry).map_err(std::io::Error::other)?);
-        let state = web::Data::new(AppState {
-            registry,
-            metrics,
-            settings,
-            openapi_json,
-        });
+        let state = web::Data::new(
+            AppState::new(registry, settings, metrics, serialised_document)
+                .map_err(std::io::Error::other)?,
+        );
         let (api, configure): (Api, fn(&mut web::ServiceConfig)) =
             if listeners.management_on_inference {
                 (Api::Both, routes::configure_both)
@@ -264,7 +189,7 @@ fn serve(
             .wrap(middleware::from_fn(auth::require_token))
             .wrap(middleware::from_fn(auth::refuse_web_pages))
             .wrap(middleware::from_fn(catch_panic))
-            .wrap(middleware::from_fn(metrics::record))
+            .wrap(middleware::from_fn(recording::record))
             .wrap(middleware::Condition::new(
                 inference && cors.enabled,
                 cors_policy(&cors),

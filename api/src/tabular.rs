@@ -11,17 +11,18 @@ use max_mnist_core::records::parse_csv;
 use max_mnist_core::{Field, Record};
 use serde_json::{Map, Value};
 
-use crate::confined::{resolve_inside, Refusal};
+use crate::confined::{self, Refusal};
 use crate::errors::ApiError;
-use crate::inference::{check_instance_count, Instance};
+use crate::inference::check_instance_count;
+use crate::instance::Instance;
 use crate::upload::{
     content_type, first_part, parse_json, parse_number, read_body, read_multipart, text_part,
 };
 use crate::ServiceSettings;
 
-pub const TABULAR_HINT: &str = "send a CSV with a header row (`curl -H 'Content-Type: text/csv' --data-binary @passengers.csv`, or a multipart `file`), JSON records (an object, a list of objects, or {\"data\": [...]}), or rows of numbers in the model's feature order";
+pub const TABULAR_HINT: &str = "send a CSV with a header row (`curl -H 'Content-Type: text/csv' --data-binary @rows.csv`, or a multipart `file`), JSON records (an object, a list of objects, or {\"data\": [...]}), or rows of numbers in the model's feature order";
 
-/// The passengers of a request, and the class to explain when it names one.
+/// The rows of a request, and the class to explain when it names one.
 #[derive(Debug)]
 pub struct Tabular {
     pub instances: Vec<Instance>,
@@ -114,7 +115,7 @@ fn records(value: Value) -> Result<Vec<Instance>, ApiError> {
         .collect()
 }
 
-/// A passenger: a JSON object of named fields, or a row of numbers.
+/// A row: a JSON object of named fields, or a list of numbers.
 pub fn instance(value: &Value) -> Result<Instance, String> {
     match value {
         Value::Object(fields) => record(fields).map(Instance::Record),
@@ -126,7 +127,9 @@ pub fn instance(value: &Value) -> Result<Instance, String> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Instance::Tensor),
-        other => Err(format!("{other} is not a passenger")),
+        other => Err(format!(
+            "{other} is not a row (a JSON object of named fields, or a list of numbers)"
+        )),
     }
 }
 
@@ -186,17 +189,21 @@ fn input_files(paths: &Value, settings: &ServiceSettings) -> Result<Vec<Instance
     Ok(instances)
 }
 
-/// `path` resolved (links followed) inside `dir`, and a regular file; a 400 saying why not.
+/// The file `path` names in the input directory `dir`, by the one rule of [`confined::resolve`];
+/// a 400 saying why not.
 fn inside(dir: &Path, path: &str) -> Result<PathBuf, ApiError> {
     let refused = |why: &str| {
         ApiError::BadRequest(format!(
-            "input_file_path `{path}` {why}: name a CSV file inside the input directory, or send the CSV itself"
+            "input_file_path `{path}` {why}: name a CSV file by its path inside the input directory, or send the CSV itself"
         ))
     };
-    resolve_inside(dir, Path::new(path)).map_err(|refusal| match refusal {
+    confined::resolve(dir, Path::new(path)).map_err(|refusal| match refusal {
+        Refusal::Empty => refused("is empty"),
+        Refusal::Absolute => refused("is an absolute path"),
+        Refusal::Parent => refused("leads out of the input directory (`..`)"),
         Refusal::Directory(_) => refused("cannot be read: the input directory does not exist"),
         Refusal::Missing => refused("is not a file in the input directory"),
-        Refusal::LeadsOut => refused("leads out of the input directory"),
+        Refusal::LeadsOut => refused("leads out of the input directory (a symlink)"),
         Refusal::NotAFile => refused("is not a regular file"),
     })
 }
@@ -239,9 +246,9 @@ mod tests {
         assert!(inside(dir.path(), "in.csv").is_ok());
         let outside_path = outside.path().join("secret.csv");
         for (path, says) in [
-            ("../in.csv", "is not a file"),
-            ("link.csv", "leads out"),
-            (outside_path.to_str().expect("UTF-8"), "leads out"),
+            ("../in.csv", "leads out of the input directory (`..`)"),
+            ("link.csv", "leads out of the input directory (a symlink)"),
+            (outside_path.to_str().expect("UTF-8"), "is an absolute path"),
             ("sub", "not a regular file"),
             ("missing.csv", "is not a file"),
         ] {

@@ -22,7 +22,7 @@ use prometheus::Histogram;
 use tokio::sync::oneshot;
 
 use crate::errors::ApiError;
-use crate::inference::Instance;
+use crate::instance::Instance;
 
 /// One request's work, and where its answer goes, with the time it waited for a runner.
 enum Job {

@@ -153,6 +153,48 @@ fn options_come_from_the_query_string_or_the_form_but_not_both_differently() {
     app.assert_still_serving();
 }
 
+/// One rule for query strings, the management API's: a parameter the route does not take is a 400
+/// naming the ones it does (a misspelt `topk` would otherwise give the default silently).
+#[test]
+fn a_query_parameter_the_route_does_not_take_is_a_400_naming_the_ones_it_does() {
+    let app = spawn_app();
+    let message = max_error(
+        app.post_form("/model/predict?topk=3", image_form("file", sample(4))),
+        400,
+    );
+    assert!(
+        message.contains("unknown parameter `topk`: this route takes top_k"),
+        "{message}"
+    );
+    let message = max_error(app.explain(sample(4), "?step=15"), 400);
+    assert!(
+        message.contains("unknown parameter `step`: this route takes target, steps, format"),
+        "{message}"
+    );
+    let message = max_error(app.get("/demo?modle=mnist"), 400);
+    assert!(
+        message.contains("unknown parameter `modle`: this route takes model"),
+        "{message}"
+    );
+    let message = crate::helpers::torchserve_error(
+        app.post_bytes("/explanations/mnist?fromat=png", sample(4)),
+        400,
+        "BadRequestException",
+    );
+    assert!(
+        message.contains("unknown parameter `fromat`: this route takes format"),
+        "{message}"
+    );
+    // The first of a repeated parameter counts, as Flask's and TorchServe's parsers take it.
+    let first = app.post_form(
+        "/model/predict?top_k=2&top_k=5",
+        image_form("file", sample(4)),
+    );
+    let body: Value = first.json().expect("JSON");
+    assert_eq!(body["predictions"].as_array().map(Vec::len), Some(2));
+    app.assert_still_serving();
+}
+
 #[test]
 fn other_formats_of_a_sample_are_read() {
     let app = spawn_app();

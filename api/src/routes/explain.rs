@@ -9,15 +9,17 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::model::MaxModel;
+use crate::endpoints;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
 use crate::inference::{
-    explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Instance,
-    Nested,
+    explain, explain_one, explanation_settings, first_and_mean, trimmed, FeatureMap, Nested,
 };
-use crate::options::Options;
+use crate::instance::Instance;
+use crate::options::{Options, EXPLAIN_OPTIONS};
 use crate::registry::ServedModel;
+use crate::state::AppState;
+use crate::tabular;
 use crate::upload::{first_part, read_multipart};
-use crate::{tabular, AppState};
 
 /// Quadrature points when the request names none.
 pub const DEFAULT_STEPS: usize = 50;
@@ -64,7 +66,7 @@ pub struct ExplainResponse<'a> {
     prediction: usize,
     #[schema(example = 7)]
     target: usize,
-    /// The attributions in the input's shape (28 rows of 28 for the digit models), in the units of
+    /// The attributions in the input's shape (`[H][W]` for a grayscale image model), in the units of
     /// the model's output; they add up to about output(image) − output(baseline).
     #[schema(value_type = Vec<Vec<f32>>)]
     attributions: Nested<'a>,
@@ -72,35 +74,35 @@ pub struct ExplainResponse<'a> {
     convergence_delta: f32,
 }
 
-/// What `/model/explain` answers in JSON: an image's explanation, or passengers'.
+/// What `/model/explain` answers in JSON: an image's explanation, or rows'.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 #[schema(as = MaxExplanation)]
 #[allow(dead_code)] // documents the answer; the handler writes either
 pub enum Explanation<'a> {
     Image(ExplainResponse<'a>),
-    Passengers(TabularExplainResponse<'a>),
+    Rows(TabularExplainResponse<'a>),
 }
 
-/// The explanation of passengers: the mean attribution per feature, and each passenger's.
+/// The explanation of rows: the mean attribution per feature, and each row's.
 #[derive(Serialize, ToSchema)]
 pub struct TabularExplainResponse<'a> {
     #[schema(example = "ok")]
     status: &'static str,
     #[schema(example = 1)]
     target: usize,
-    #[schema(example = "Survived")]
+    #[schema(example = "positive")]
     label: &'a str,
-    /// The mean attribution per feature over the passengers, `{"age": -0.73, …}`.
+    /// The mean attribution per feature over the rows, `{"feature_0": -0.73, …}`.
     #[schema(value_type = Object)]
     attributions: FeatureMap<'a>,
     /// The mean convergence delta.
     convergence_delta: f32,
-    rows: Vec<PassengerExplanation<'a>>,
+    rows: Vec<RowExplanation<'a>>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct PassengerExplanation<'a> {
+pub struct RowExplanation<'a> {
     #[schema(example = 1)]
     prediction: usize,
     /// The probability of `target`.
@@ -112,12 +114,12 @@ pub struct PassengerExplanation<'a> {
 
 /// Explains a prediction with Integrated Gradients (as Captum's, baseline zero in normalised
 /// space, Gauss–Legendre). `Accept: image/png` or `format=png` answers a picture instead: for an
-/// image, a 280×280 heatmap, red pushed towards the target, blue against it. For a tabular first
-/// model, the passengers of a CSV upload or JSON body, their mean attribution per feature, and a
+/// image, a heatmap, red pushed towards the target, blue against it. For a tabular first
+/// model, the rows of a CSV upload or JSON body, their mean attribution per feature, and a
 /// bar chart of it as the picture.
 #[utoipa::path(
     post,
-    path = "/model/explain",
+    path = endpoints::MAX_EXPLAIN,
     tag = "MAX",
     params(ExplainQuery),
     request_body(content = ExplainForm, content_type = "multipart/form-data"),
@@ -136,11 +138,11 @@ pub async fn explain_route(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     if model.info().input.kind == InputKind::Features {
-        return explain_passengers(&request, &model, &state, payload).await;
+        return explain_rows(&request, &model, &state, payload).await;
     }
     let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
-    let options = Options::new(&request, &parts)?;
+    let options = Options::new(&request, &parts, EXPLAIN_OPTIONS)?;
     let target = options.number("target")?;
     let steps = options.number("steps")?.unwrap_or(DEFAULT_STEPS);
     let png = options.wants_png(&request)?;
@@ -170,15 +172,15 @@ pub async fn explain_route(
     }))
 }
 
-/// The passengers of a CSV upload or JSON body, explained; options from the query string, `target`
+/// The rows of a CSV upload or JSON body, explained; options from the query string, `target`
 /// also from the body.
-async fn explain_passengers(
+async fn explain_rows(
     request: &HttpRequest,
     model: &ServedModel,
     state: &AppState,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let options = Options::new(request, &[])?;
+    let options = Options::new(request, &[], EXPLAIN_OPTIONS)?;
     let steps = options.number("steps")?.unwrap_or(DEFAULT_STEPS);
     let png = options.wants_png(request)?;
     let body = tabular::read(request, payload, &state.settings).await?;
@@ -211,7 +213,7 @@ async fn explain_passengers(
         convergence_delta: mean.convergence_delta,
         rows: explained
             .iter()
-            .map(|e| PassengerExplanation {
+            .map(|e| RowExplanation {
                 prediction: e.classification.class,
                 probability: e
                     .classification
@@ -230,5 +232,5 @@ async fn explain_passengers(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/model/explain").route(web::post().to(explain_route)));
+    cfg.service(web::resource(endpoints::MAX_EXPLAIN).route(web::post().to(explain_route)));
 }

@@ -4,8 +4,9 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::ApiError;
-use crate::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct PingResponse {
@@ -14,13 +15,13 @@ pub struct PingResponse {
 }
 
 /// TorchServe's health check: the server is up and the model loaded.
-#[utoipa::path(get, path = "/ping", tag = "operations", responses((status = 200, body = PingResponse)))]
+#[utoipa::path(get, path = endpoints::PING, tag = "operations", responses((status = 200, body = PingResponse)))]
 pub async fn ping() -> HttpResponse {
     HttpResponse::Ok().json(PingResponse { status: "Healthy" })
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, batch sizes, model info.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = endpoints::METRICS, tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = state
@@ -33,12 +34,12 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/ping").route(web::get().to(ping)))
-        .service(web::resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(web::resource(endpoints::PING).route(web::get().to(ping)))
+        .service(web::resource(endpoints::METRICS).route(web::get().to(metrics)));
 }
 
 /// The metrics listener: `/metrics` alone, as TorchServe's `metrics_address` serves it (any
 /// other path is the listener's 404 with a body).
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(web::resource(endpoints::METRICS).route(web::get().to(metrics)));
 }

@@ -7,16 +7,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
 use crate::inference::{
-    check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap,
-    Instance, Nested,
+    check_instance_count, classify, explain, explanation_settings, json_number, FeatureMap, Nested,
 };
-use crate::registry::Resolved;
+use crate::instance::Instance;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{decode_base64, parse_json, read_body};
-use crate::{tabular, AppState, RequestLimits};
+use crate::{tabular, RequestLimits};
 
-type Model = Resolved<KServeError>;
+type KServeModel = Resolved<KServeError>;
 
 /// What an instance may be, for a model's input.
 fn instance_hint(info: &ModelInfo) -> String {
@@ -36,7 +38,7 @@ pub struct ModelNames {
 }
 
 /// The models served.
-#[utoipa::path(get, path = "/v1/models", tag = "KServe v1", responses((status = 200, body = ModelNames)))]
+#[utoipa::path(get, path = endpoints::V1_MODELS, tag = "KServe v1", responses((status = 200, body = ModelNames)))]
 pub async fn list_models(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(ModelNames {
         models: state
@@ -58,7 +60,7 @@ pub struct ModelStatus {
 /// The model's readiness.
 #[utoipa::path(
     get,
-    path = "/v1/models/{model}",
+    path = endpoints::V1_MODEL,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -66,7 +68,7 @@ pub struct ModelStatus {
         (status = 404, description = "A model not served", body = KServeErrorBody),
     )
 )]
-pub async fn model_status(model: Model) -> HttpResponse {
+pub async fn model_status(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(ModelStatus {
         name: model.info().name.clone(),
         ready: true,
@@ -86,12 +88,11 @@ pub struct ExplainRequest {
     #[serde(flatten)]
     request: PredictRequest,
     /// The class to explain for instances that name no `target` of their own (an object instance
-    /// may): default the model's, as its TorchServe handler (0 for TorchServe's MNIST network, the
-    /// predicted class for MAX's, 1 (Survived) for the Titanic model).
+    /// may): default the model's, as its TorchServe handler (a fixed class, or the predicted one).
     #[schema(value_type = Option<u32>, example = 0)]
     target: Option<Value>,
     /// Integrated Gradients' steps (Captum's `n_steps`, also read under that name), 1 to 512:
-    /// default the model's handler's (15 for the digit models, 50 for the Titanic model).
+    /// default the model's handler's.
     #[serde(alias = "n_steps")]
     #[schema(value_type = Option<u32>, example = 15)]
     steps: Option<Value>,
@@ -108,7 +109,7 @@ pub struct PredictResponse {
 /// `:predict` classifies every instance in one forward pass.
 #[utoipa::path(
     post,
-    path = "/v1/models/{model}:predict",
+    path = endpoints::V1_PREDICT,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = PredictRequest,
@@ -119,7 +120,7 @@ pub struct PredictResponse {
     )
 )]
 pub async fn predict(
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -136,11 +137,11 @@ pub async fn predict(
 
 /// `:explain`: Integrated Gradients per instance, as the model's TorchServe handler computes them
 /// unless the request says otherwise: of the instance's `target`, else the request's, else the
-/// model's default (class 0 for TorchServe's MNIST network, as its handler; the predicted digit for
-/// MAX's), with the request's `steps` (or `n_steps`), else the handler's (15 for the digit models).
+/// model's default (as its handler: a fixed class, or the predicted one), with the request's `steps`
+/// (or `n_steps`), else the handler's.
 #[utoipa::path(
     post,
-    path = "/v1/models/{model}:explain",
+    path = endpoints::V1_EXPLAIN,
     tag = "KServe v1",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = ExplainRequest,
@@ -151,7 +152,7 @@ pub async fn predict(
     )
 )]
 pub async fn explain_route(
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -205,7 +206,7 @@ fn read_instances(
         .collect()
 }
 
-/// One instance's attributions: in its shape (`[1][28][28]` for the digit models), or by feature
+/// One instance's attributions: in its shape (`[1][H][W]` for a grayscale image model), or by feature
 /// name.
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -217,8 +218,8 @@ pub enum Attributions<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = V1ExplainResponse)]
 pub struct ExplainResponse<'a> {
-    /// The attributions of each instance: in the model's input shape (`[1][28][28]` for the digit
-    /// models, as TorchServe's KServe envelope answers them), or by feature name (`{"age": …}`)
+    /// The attributions of each instance: in the model's input shape (`[1][H][W]` for a grayscale
+    /// image model, as TorchServe's KServe envelope answers them), or by feature name (`{"feature_0": …}`)
     /// for tabular ones.
     #[schema(value_type = Vec<serde_json::Value>)]
     explanations: Vec<Attributions<'a>>,
@@ -302,10 +303,10 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/models").route(web::get().to(list_models)))
-        .service(web::resource("/v1/models/{model}:predict").route(web::post().to(predict)))
-        .service(web::resource("/v1/models/{model}:explain").route(web::post().to(explain_route)))
-        .service(web::resource("/v1/models/{model}").route(web::get().to(model_status)));
+    cfg.service(web::resource(endpoints::V1_MODELS).route(web::get().to(list_models)))
+        .service(web::resource(endpoints::V1_PREDICT).route(web::post().to(predict)))
+        .service(web::resource(endpoints::V1_EXPLAIN).route(web::post().to(explain_route)))
+        .service(web::resource(endpoints::V1_MODEL).route(web::get().to(model_status)));
 }
 
 #[cfg(test)]

@@ -3,12 +3,11 @@
 //! unregister, scale, set the default version. Registering and unregistering take effect at
 //! once; requests in flight finish on the model they started with.
 //!
-//! Parameters are read as TorchServe reads them (see [`parameters`]), and each case answered with
+//! Parameters are read as TorchServe reads them (see [`crate::parameters`]), and each case answered with
 //! the status its `ManagementRequestHandler` and `ApiUtils` give, except where this server is
 //! deliberately safer: a `url` is never fetched, and a negative count, size or timeout is a 400
 //! where TorchServe would take it and fail later.
 
-mod parameters;
 mod paths;
 mod refusal;
 
@@ -17,12 +16,14 @@ use actix_web::{middleware, web, HttpMessage, HttpRequest, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
 use crate::model_store;
-use crate::registry::{Registration, Resolved, ServedModel};
+use crate::parameters::Parameters;
+use crate::registry::{Registration, ServedModel};
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::read_body;
-use crate::AppState;
-use parameters::Parameters;
 use refusal::{version_not_found, Refusal};
 
 #[derive(Serialize, ToSchema)]
@@ -46,7 +47,7 @@ pub struct ModelList {
 
 /// TorchServe's `GET /models`: the models served, by name, `limit` (default 100) at a time from
 /// `next_page_token`.
-#[utoipa::path(get, path = "/models", tag = "TorchServe",
+#[utoipa::path(get, path = endpoints::MODELS, tag = "TorchServe",
     params(
         ("limit" = Option<String>, Query, description = "Most models to list: a whole number up to 100; anything else (empty, negative, not a number) is the default, 100, as TorchServe reads it"),
         ("next_page_token" = Option<String>, Query, description = "Where the previous page ended: a whole number; anything else starts at the beginning, as TorchServe reads it"),
@@ -215,7 +216,7 @@ fn typed_404(state: &AppState, name: &str, version: Option<&str>, error: ApiErro
 /// the one named), as a one-element list; `/models/{model}/all`: every version.
 #[utoipa::path(
     get,
-    path = "/models/{model}",
+    path = endpoints::MODEL,
     tag = "TorchServe",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -519,9 +520,9 @@ fn set_default(
 
 /// `/models` and `/models/{model}[/{version}]`, read-only: on the inference listener.
 pub fn configure_read_only(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/models").route(web::get().to(models)))
-        .service(web::resource("/models/{model}").route(web::get().to(describe_model)))
-        .service(web::resource("/models/{model}/{version}").route(web::get().to(describe_model)));
+    cfg.service(web::resource(endpoints::MODELS).route(web::get().to(models)))
+        .service(web::resource(endpoints::MODEL).route(web::get().to(describe_model)))
+        .service(web::resource(endpoints::VERSIONED_MODEL).route(web::get().to(describe_model)));
 }
 
 /// KServe v2's readiness, an unknown model refused in the listener's (TorchServe's) shape.
@@ -534,7 +535,7 @@ async fn v2_ready(model: Resolved<TorchServeError>) -> HttpResponse {
 /// repository extension; every other path is the inference API's.
 pub fn configure_shared(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/models")
+        web::scope(endpoints::MODELS)
             .wrap(middleware::from_fn(refusal::fill_empty_refusals))
             .default_service(web::to(paths::dispatch)),
     )
@@ -549,10 +550,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(middleware::from_fn(refusal::fill_empty_refusals))
             .configure(super::kserve_v2::repository::configure)
-            .service(web::resource("/v2/models/{model}/ready").route(web::get().to(v2_ready)))
+            .service(web::resource(endpoints::V2_MODEL_READY).route(web::get().to(v2_ready)))
             .service(
-                web::resource("/v2/models/{model}/versions/{version}/ready")
-                    .route(web::get().to(v2_ready)),
+                web::resource(endpoints::V2_VERSIONED_MODEL_READY).route(web::get().to(v2_ready)),
             )
             .default_service(web::to(paths::dispatch)),
     );

@@ -1,5 +1,6 @@
 //! One file per area of the API.
 
+pub mod demo;
 pub mod docs;
 pub mod explain;
 pub mod fallback;
@@ -13,7 +14,7 @@ pub mod torchserve;
 use actix_web::web;
 
 /// `samples/7.png` in base64: the example of the documented JSON bodies, so that Swagger UI's "Try
-/// it out" classifies a real digit.
+/// it out" classifies a real image.
 pub const SEVEN_PNG_BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAABwAAAAcCAAAAABXZoBIAAAAz0lEQVR42mNgGLaguHLR379XscnYZ6/6/QcIfl1Dk5A88OjRxz9/T4Ek/zxElXO5DxZVF1Z3fPDnz3ZUyV1Ama85pkDWtD9/7oigyLl9+vPnnjWYuenPn15UjTv//DnkDGIIRn2AshAg+Ow+CTCj8s+fixI4vOn7/c+PLFxh8PfPnzRccm3///5VxyHHtv3vn2wm7HJcaX/+LhbALse74s+fPBz6GDT//LmJyzEas/9ck8clufTPH5w+1N78ZxouXzB0/rmLU47B+Y8/aQkKACq6YtFxdSH8AAAAAElFTkSuQmCC";
 
 /// actix tries routes in this order, so the busiest and the cheapest to match come first; the
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     explain::configure(cfg);
     kserve_v2::configure(cfg);
     kserve_v1::configure(cfg);
+    demo::configure(cfg);
     docs::configure(cfg);
 }
 

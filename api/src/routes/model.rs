@@ -7,18 +7,21 @@ use max_mnist_core::InputKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::endpoints;
 use crate::errors::{ApiError, ErrorBody, UPLOAD_HINT};
-use crate::inference::{classify, Instance};
-use crate::options::Options;
-use crate::registry::Resolved;
+use crate::inference::classify;
+use crate::instance::Instance;
+use crate::options::{Options, PREDICT_OPTIONS};
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{first_part, read_multipart};
-use crate::{tabular, AppState, ModelMetadata};
+use crate::{tabular, MaxModelMetadata};
 
 /// The first model, which the MAX routes answer with.
 pub type MaxModel = Resolved<ApiError>;
 
 /// The model's description, as MAX gives it.
-#[utoipa::path(get, path = "/model/metadata", tag = "MAX", responses((status = 200, body = ModelMetadata)))]
+#[utoipa::path(get, path = endpoints::MAX_METADATA, tag = "MAX", responses((status = 200, body = MaxModelMetadata)))]
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     match state.registry.first() {
         Some(first) => HttpResponse::Ok().json(state.settings.metadata_of(first.info())),
@@ -42,7 +45,7 @@ pub struct LabelsResponse {
 }
 
 /// The classes the model tells apart.
-#[utoipa::path(get, path = "/model/labels", tag = "MAX", responses((status = 200, body = LabelsResponse)))]
+#[utoipa::path(get, path = endpoints::MAX_LABELS, tag = "MAX", responses((status = 200, body = LabelsResponse)))]
 pub async fn labels(model: MaxModel) -> HttpResponse {
     let labels: Vec<Label> = model
         .info()
@@ -65,7 +68,7 @@ pub async fn labels(model: MaxModel) -> HttpResponse {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the form; the handler reads the parts
 pub struct PredictForm {
-    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. A 28×28 grayscale image is used as it is.
+    /// The image: PNG, JPEG, GIF, BMP, WebP or TIFF. An image already of the model's input size is used as it is.
     #[schema(value_type = String, format = Binary)]
     file: Option<Bytes>,
     /// Another name for `file`.
@@ -79,10 +82,10 @@ pub struct PredictForm {
 
 #[derive(Serialize, ToSchema)]
 pub struct PredictionBody {
-    /// The class (for the digit models, the digit).
+    /// The class.
     #[schema(example = 7)]
     prediction: usize,
-    /// The class's label, for tabular models (`Survived`).
+    /// The class's label, for tabular models (`positive`).
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
     /// Softmax probability, 0 to 1.
@@ -95,16 +98,16 @@ pub struct PredictionBody {
 pub struct PredictResponse {
     #[schema(example = "ok")]
     status: &'static str,
-    /// An image: its most probable classes, most probable first. Passengers: each one's most
+    /// An image: its most probable classes, most probable first. Rows: each one's most
     /// probable class, in order.
     predictions: Vec<PredictionBody>,
 }
 
-/// Classifies the image in an upload; for a tabular first model, each passenger of a CSV upload or
+/// Classifies the image in an upload; for a tabular first model, each row of a CSV upload or
 /// JSON body.
 #[utoipa::path(
     post,
-    path = "/model/predict",
+    path = endpoints::MAX_PREDICT,
     tag = "MAX",
     params(("top_k" = Option<u8>, Query, description = "As the form field `top_k`")),
     request_body(content = PredictForm, content_type = "multipart/form-data",
@@ -126,12 +129,12 @@ pub async fn predict(
 ) -> Result<HttpResponse, ApiError> {
     let info = model.info();
     if info.input.kind == InputKind::Features {
-        if Options::new(&request, &[])?
+        if Options::new(&request, &[], PREDICT_OPTIONS)?
             .number("top_k")?
             .is_some_and(|k| k != 1)
         {
             return Err(ApiError::BadRequest(
-                "top_k is for images: a passenger's answer is its most probable class".into(),
+                "top_k is for images: each row's answer is its most probable class".into(),
             ));
         }
         let body = tabular::read(&request, payload, &state.settings).await?;
@@ -151,7 +154,7 @@ pub async fn predict(
     }
     let multipart = Multipart::new(request.headers(), payload);
     let parts = read_multipart(multipart, &state.settings.limits).await?;
-    let options = Options::new(&request, &parts)?;
+    let options = Options::new(&request, &parts, PREDICT_OPTIONS)?;
     let classes = model.info().output.labels.len();
     let top_k = match options.number("top_k")? {
         None => 1,
@@ -186,7 +189,7 @@ pub async fn predict(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources with method routes, not guarded services, so that another method is a 405.
-    cfg.service(web::resource("/model/metadata").route(web::get().to(metadata)))
-        .service(web::resource("/model/labels").route(web::get().to(labels)))
-        .service(web::resource("/model/predict").route(web::post().to(predict)));
+    cfg.service(web::resource(endpoints::MAX_METADATA).route(web::get().to(metadata)))
+        .service(web::resource(endpoints::MAX_LABELS).route(web::get().to(labels)))
+        .service(web::resource(endpoints::MAX_PREDICT).route(web::post().to(predict)));
 }

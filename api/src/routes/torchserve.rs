@@ -11,18 +11,21 @@ use utoipa::ToSchema;
 
 use max_mnist_core::{Answer, InputKind};
 
+use crate::endpoints;
 use crate::errors::{ApiError, TorchServeError, TorchServeErrorBody};
-use crate::inference::{classify, explain, first_and_mean, FeatureMap, Instance, Nested};
-use crate::options::Options;
-use crate::registry::{Resolved, ServedModel};
+use crate::inference::{classify, explain, first_and_mean, FeatureMap, Nested};
+use crate::instance::Instance;
+use crate::options::{Options, EXPLANATIONS_OPTIONS};
+use crate::registry::ServedModel;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::tabular;
 use crate::upload::{
     content_type, decode_base64, first_part, parse_json, parse_number, read_body, read_multipart,
     text_part,
 };
-use crate::AppState;
 
-type Model = Resolved<TorchServeError>;
+type TorchServeModel = Resolved<TorchServeError>;
 
 const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (`curl -T 7.png`), multipart `data` (or `file`), or JSON `{\"data\": \"<base64>\"}`. A tabular model: CSV with a header row (`text/csv`, or the multipart file), or JSON records (an object, a list of objects, or `{\"data\": [...]}`)";
 
@@ -32,11 +35,11 @@ const BODY_DESCRIPTION: &str = "An image model: the image file as the raw body (
 #[serde(untagged)]
 #[allow(dead_code)] // documents the answer; the handler writes either
 pub enum Prediction {
-    /// The class of an image model's input (the digit).
+    /// The class of an image model's input.
     #[schema(example = 7)]
     Class(usize),
-    /// A tabular model's label per passenger, in order.
-    #[schema(example = json!(["Survived", "Not Survived"]))]
+    /// A tabular model's label per row, in order.
+    #[schema(example = json!(["positive", "negative"]))]
     Labels(Vec<String>),
     /// The most probable labels and their probabilities, most probable first (TorchServe's
     /// `image_classifier` handler).
@@ -50,13 +53,13 @@ pub enum Prediction {
 #[serde(untagged)]
 #[allow(dead_code)] // documents the answer; the handler writes either
 pub enum TorchServeExplanation {
-    /// In the input's shape: `[1][28][28]` for the digit models.
+    /// In the input's shape: `[1][H][W]` for a grayscale image model.
     Shaped(Vec<serde_json::Value>),
     /// The mean attribution per feature over the rows, `{"age": …}`.
     Named(std::collections::HashMap<String, f32>),
 }
 
-const BODY_HINT: &str = "send the image as the raw body (`curl -T digit.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
+const BODY_HINT: &str = "send the image as the raw body (`curl -T 0.png`), as multipart field `data` or `file`, or as JSON `{\"data\": \"<base64>\"}`";
 
 /// `{"data": "<base64 image>"}`, for an image model (TorchServe handlers also read `body`); a
 /// tabular model takes JSON records instead: an object, a list of objects, or `{"data": [...]}`.
@@ -116,7 +119,7 @@ struct TorchServeBody {
 }
 
 /// The instances of any body the model's TorchServe handler accepts: an image (raw, multipart, or
-/// base64 JSON) for an image model, passengers (CSV, JSON records) for a tabular one.
+/// base64 JSON) for an image model, rows (CSV, JSON records) for a tabular one.
 async fn read_request(
     request: &HttpRequest,
     payload: web::Payload,
@@ -164,11 +167,11 @@ async fn read_request(
     })
 }
 
-/// Classifies an image, answering the class as TorchServe's MNIST example does; or passengers,
-/// answering a label per passenger as the Titanic example does.
+/// Classifies an image, answering the class as TorchServe's image classifiers do; or rows,
+/// answering a label per row.
 #[utoipa::path(
     method(post, put),
-    path = "/predictions/{model}",
+    path = endpoints::PREDICTIONS,
     tag = "TorchServe",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(description = BODY_DESCRIPTION, content(
@@ -178,7 +181,7 @@ async fn read_request(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger",
+        (status = 200, description = "The class (an image), or a label per row",
             content((Prediction = "application/json")), example = json!(7)),
         (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
@@ -189,7 +192,7 @@ async fn read_request(
 )]
 pub async fn predictions(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -199,7 +202,7 @@ pub async fn predictions(
 /// The same, for a named version of the model.
 #[utoipa::path(
     method(post, put),
-    path = "/predictions/{model}/{version}",
+    path = endpoints::VERSIONED_PREDICTIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -212,7 +215,7 @@ pub async fn predictions(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The class (an image), or a label per passenger",
+        (status = 200, description = "The class (an image), or a label per row",
             content((Prediction = "application/json")), example = json!(7)),
         (status = 400, description = "No input, or one the model cannot read (the message names the row and column)", body = TorchServeErrorBody),
         (status = 404, description = "A model or version not served", body = TorchServeErrorBody),
@@ -223,7 +226,7 @@ pub async fn predictions(
 )]
 pub async fn versioned_predictions(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -268,14 +271,12 @@ async fn predict_one(
 }
 
 /// Integrated Gradients as the model's TorchServe handler computes them, with POST or PUT (`curl -T
-/// 0.png`) as predictions: for an image `[[[…28]…28]]` (15 steps, of the target the body names,
-/// else the model's default: class 0 for TorchServe's MNIST network as its handler, the predicted
-/// digit for MAX's), for passengers the mean attribution per feature over the rows, `{"age": …}`
-/// (50 steps, target 1 unless the body names one). `Accept: image/png` or `?format=png` answers a
+/// 0.png`) as predictions: for an image its attributions in the image's shape, for rows the mean attribution per
+/// feature, `{"feature_0": …}` (steps and target: the body's, else the model's handler's). `Accept: image/png` or `?format=png` answers a
 /// picture: the heatmap, or a bar chart of the means.
 #[utoipa::path(
     method(post, put),
-    path = "/explanations/{model}",
+    path = endpoints::EXPLANATIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -288,7 +289,7 @@ async fn predict_one(
         (inline(String) = "text/csv"),
     )),
     responses(
-        (status = 200, description = "The attributions: in the input's shape ([1][28][28] for the digit models), or the mean per feature ({\"age\": …}); or their picture",
+        (status = 200, description = "The attributions: in the input's shape ([1][H][W] for a grayscale image model), or the mean per feature ({\"feature_0\": …}); or their picture",
             content((TorchServeExplanation = "application/json"), (inline(ImageFile) = "image/png"))),
         (status = 400, description = "No input, one the model cannot read, or a bad target or format", body = TorchServeErrorBody),
         (status = 404, description = "A model not served", body = TorchServeErrorBody),
@@ -299,7 +300,7 @@ async fn predict_one(
 )]
 pub async fn explanations(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -309,7 +310,7 @@ pub async fn explanations(
 /// The same, for a named version of the model.
 #[utoipa::path(
     method(post, put),
-    path = "/explanations/{model}/{version}",
+    path = endpoints::VERSIONED_EXPLANATIONS,
     tag = "TorchServe",
     params(
         ("model" = String, Path, description = "A served model's name"),
@@ -334,7 +335,7 @@ pub async fn explanations(
 )]
 pub async fn versioned_explanations(
     request: HttpRequest,
-    model: Model,
+    model: TorchServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, TorchServeError> {
@@ -347,7 +348,7 @@ async fn explain_request(
     payload: web::Payload,
     state: &AppState,
 ) -> Result<HttpResponse, TorchServeError> {
-    let png = Options::new(request, &[])?.wants_png(request)?;
+    let png = Options::new(request, &[], EXPLANATIONS_OPTIONS)?.wants_png(request)?;
     let body = read_request(request, payload, state, model).await?;
     let info = model.info();
     let target = body.target;
@@ -375,22 +376,22 @@ async fn explain_request(
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/predictions/{model}")
+        web::resource(endpoints::PREDICTIONS)
             .route(web::post().to(predictions))
             .route(web::put().to(predictions)),
     )
     .service(
-        web::resource("/predictions/{model}/{version}")
+        web::resource(endpoints::VERSIONED_PREDICTIONS)
             .route(web::post().to(versioned_predictions))
             .route(web::put().to(versioned_predictions)),
     )
     .service(
-        web::resource("/explanations/{model}")
+        web::resource(endpoints::EXPLANATIONS)
             .route(web::post().to(explanations))
             .route(web::put().to(explanations)),
     )
     .service(
-        web::resource("/explanations/{model}/{version}")
+        web::resource(endpoints::VERSIONED_EXPLANATIONS)
             .route(web::post().to(versioned_explanations))
             .route(web::put().to(versioned_explanations)),
     );

@@ -6,7 +6,7 @@ use actix_web::HttpRequest;
 
 use super::types::OutputData;
 use crate::errors::ApiError;
-use crate::inference::Instance;
+use crate::instance::Instance;
 use crate::upload::decode_base64;
 
 /// The header that splits a body into its JSON part and its tensor bytes.

@@ -14,28 +14,28 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use max_mnist_core::{InputKind, ModelInfo};
 use serde_json::Value;
 
+use crate::endpoints;
 use crate::errors::{ApiError, KServeError, KServeErrorBody};
-use crate::inference::{
-    self, check_instance_count, classify, explanation_settings, json_number, Instance,
-};
-use crate::registry::Resolved;
+use crate::inference::{self, check_instance_count, classify, explanation_settings, json_number};
+use crate::instance::Instance;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 use crate::upload::{parse_json, read_body};
-use crate::AppState;
 use types::{
-    BinaryParameters, InferRequest, InferResponse, Liveness, ModelMetadata, ModelReadiness,
-    OutputData, OutputTensor, Readiness, ServerMetadata, TensorMetadata,
+    BinaryParameters, InferRequest, InferResponse, Liveness, ModelReadiness, OutputData,
+    OutputTensor, Readiness, ServerMetadata, TensorMetadata, V2ModelMetadata,
 };
 
-type Model = Resolved<KServeError>;
+type KServeModel = Resolved<KServeError>;
 
 const PREDICT: &str = "predict";
-const PROBABILITIES: &str = "probabilities";
+pub(crate) const PROBABILITIES: &str = "probabilities";
 const OUTPUTS: [&str; 2] = [PREDICT, PROBABILITIES];
 /// The output of `explain`, as TorchServe's `kservev2` envelope names it.
 const EXPLAIN: &str = "explain";
 
 /// Server metadata.
-#[utoipa::path(get, path = "/v2", tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
+#[utoipa::path(get, path = endpoints::V2, tag = "KServe v2", responses((status = 200, body = ServerMetadata)))]
 pub async fn server_metadata() -> HttpResponse {
     HttpResponse::Ok().json(ServerMetadata {
         name: "max-mnist",
@@ -45,18 +45,18 @@ pub async fn server_metadata() -> HttpResponse {
 }
 
 /// Liveness: the server answers.
-#[utoipa::path(get, path = "/v2/health/live", tag = "KServe v2", responses((status = 200, body = Liveness)))]
+#[utoipa::path(get, path = endpoints::V2_LIVE, tag = "KServe v2", responses((status = 200, body = Liveness)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { live: true })
 }
 
 /// Readiness: the models are loaded (they are loaded before the server listens).
-#[utoipa::path(get, path = "/v2/health/ready", tag = "KServe v2", responses((status = 200, body = Readiness)))]
+#[utoipa::path(get, path = endpoints::V2_READY, tag = "KServe v2", responses((status = 200, body = Readiness)))]
 pub async fn ready() -> HttpResponse {
     HttpResponse::Ok().json(Readiness { ready: true })
 }
 
-fn model_metadata(info: &ModelInfo) -> ModelMetadata {
+fn model_metadata(info: &ModelInfo) -> V2ModelMetadata {
     let input = match info.input.kind {
         InputKind::Image => TensorMetadata {
             name: info.input.name.clone(),
@@ -71,7 +71,7 @@ fn model_metadata(info: &ModelInfo) -> ModelMetadata {
                 .collect(),
         },
     };
-    ModelMetadata {
+    V2ModelMetadata {
         name: info.name.clone(),
         versions: vec![info.version.clone()],
         platform: "max-mnist",
@@ -94,22 +94,22 @@ fn model_metadata(info: &ModelInfo) -> ModelMetadata {
 /// Model metadata: its input and outputs.
 #[utoipa::path(
     get,
-    path = "/v2/models/{model}",
+    path = endpoints::V2_MODEL,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
-        (status = 200, body = ModelMetadata),
+        (status = 200, body = V2ModelMetadata),
         (status = 404, description = "A model or version not served", body = KServeErrorBody),
     )
 )]
-pub async fn metadata(model: Model) -> HttpResponse {
+pub async fn metadata(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(model_metadata(model.info()))
 }
 
 /// Model readiness.
 #[utoipa::path(
     get,
-    path = "/v2/models/{model}/ready",
+    path = endpoints::V2_MODEL_READY,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     responses(
@@ -117,7 +117,7 @@ pub async fn metadata(model: Model) -> HttpResponse {
         (status = 404, description = "A model or version not served", body = KServeErrorBody),
     )
 )]
-pub async fn model_ready(model: Model) -> HttpResponse {
+pub async fn model_ready(model: KServeModel) -> HttpResponse {
     HttpResponse::Ok().json(ModelReadiness {
         name: model.info().name.clone(),
         ready: true,
@@ -128,7 +128,7 @@ pub async fn model_ready(model: Model) -> HttpResponse {
 /// [N, classes]), or the outputs asked for.
 #[utoipa::path(
     post,
-    path = "/v2/models/{model}/infer",
+    path = endpoints::V2_INFER,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     request_body = InferRequest,
@@ -142,7 +142,7 @@ pub async fn model_ready(model: Model) -> HttpResponse {
 )]
 pub async fn infer(
     request: HttpRequest,
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -172,13 +172,12 @@ pub async fn infer(
 }
 
 /// Integrated Gradients of each instance, as TorchServe's `kservev2` envelope answers them: one
-/// output, `explain`, FP64 of shape `[N, …the model's input shape]` (`[N,1,28,28]` for the digit
-/// models, `[N,12]` for the Titanic model). It takes every body `infer` takes; `parameters` may
-/// name the `target` class and the `steps` (or Captum's `n_steps`), else the model's own handler's
-/// (TorchServe's MNIST network: class 0 and 15 steps).
+/// output, `explain`, FP64 of shape `[N, …the model's input shape]` (`[N,1,H,W]` for a grayscale
+/// image model, `[N,F]` for a model of F features). It takes every body `infer` takes; `parameters` may
+/// name the `target` class and the `steps` (or Captum's `n_steps`), else the model's own handler's.
 #[utoipa::path(
     post,
-    path = "/v2/models/{model}/explain",
+    path = endpoints::V2_EXPLAIN,
     tag = "KServe v2",
     params(("model" = String, Path, description = "A served model's name")),
     request_body(content = InferRequest, example = json!({"id": "1", "parameters": {"target": 0, "steps": 15},
@@ -192,7 +191,7 @@ pub async fn infer(
 )]
 pub async fn explain(
     request: HttpRequest,
-    model: Model,
+    model: KServeModel,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, KServeError> {
@@ -360,16 +359,26 @@ fn respond<'a>(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v2").route(web::get().to(server_metadata)))
-        .service(web::resource("/v2/health/live").route(web::get().to(live)))
-        .service(web::resource("/v2/health/ready").route(web::get().to(ready)));
-    for prefix in [
-        "/v2/models/{model}",
-        "/v2/models/{model}/versions/{version}",
+    cfg.service(web::resource(endpoints::V2).route(web::get().to(server_metadata)))
+        .service(web::resource(endpoints::V2_LIVE).route(web::get().to(live)))
+        .service(web::resource(endpoints::V2_READY).route(web::get().to(ready)));
+    for (model_path, ready_path, infer_path, explain_path) in [
+        (
+            endpoints::V2_MODEL,
+            endpoints::V2_MODEL_READY,
+            endpoints::V2_INFER,
+            endpoints::V2_EXPLAIN,
+        ),
+        (
+            endpoints::V2_VERSIONED_MODEL,
+            endpoints::V2_VERSIONED_MODEL_READY,
+            endpoints::V2_VERSIONED_INFER,
+            endpoints::V2_VERSIONED_EXPLAIN,
+        ),
     ] {
-        cfg.service(web::resource(prefix).route(web::get().to(metadata)))
-            .service(web::resource(format!("{prefix}/ready")).route(web::get().to(model_ready)))
-            .service(web::resource(format!("{prefix}/infer")).route(web::post().to(infer)))
-            .service(web::resource(format!("{prefix}/explain")).route(web::post().to(explain)));
+        cfg.service(web::resource(model_path).route(web::get().to(metadata)))
+            .service(web::resource(ready_path).route(web::get().to(model_ready)))
+            .service(web::resource(infer_path).route(web::post().to(infer)))
+            .service(web::resource(explain_path).route(web::post().to(explain)));
     }
 }

@@ -7,10 +7,11 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use crate::endpoints;
 use crate::errors::{ApiError, KServeError};
 use crate::model_store;
+use crate::state::AppState;
 use crate::upload::{parse_json, read_body};
-use crate::AppState;
 
 const EXTENSIONS: [&str; 4] = ["mar", "pt", "pth", "safetensors"];
 
@@ -130,9 +131,7 @@ async fn check_body(state: &AppState, payload: web::Payload) -> Result<(), ApiEr
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v2/repository/index").route(web::post().to(index)))
-        .service(web::resource("/v2/repository/models/{model}/load").route(web::post().to(load)))
-        .service(
-            web::resource("/v2/repository/models/{model}/unload").route(web::post().to(unload)),
-        );
+    cfg.service(web::resource(endpoints::V2_REPOSITORY_INDEX).route(web::post().to(index)))
+        .service(web::resource(endpoints::V2_REPOSITORY_LOAD).route(web::post().to(load)))
+        .service(web::resource(endpoints::V2_REPOSITORY_UNLOAD).route(web::post().to(unload)));
 }

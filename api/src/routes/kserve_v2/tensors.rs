@@ -1,6 +1,6 @@
 //! What tensors a model takes, from its description: BYTES of encoded files (image models), or
-//! numbers whose shape is a batch of the model's instance shapes (`[N,28,28]`, `[N,1,28,28]`,
-//! `[N,784]`).
+//! numbers whose shape is a batch of the model's instance shapes (`[N,H,W]`, `[N,1,H,W]`,
+//! `[N,H×W]` for a grayscale image model, `[N,F]` for a model of F features).
 
 use max_mnist_core::model::InputInfo;
 use max_mnist_core::InputKind;
@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::binary;
 use super::types::InferInput;
-use crate::inference::Instance;
+use crate::instance::Instance;
 use crate::upload::decode_base64;
 
 const NUMERIC: [&str; 5] = ["FP32", "FP64", "UINT8", "INT32", "INT64"];

@@ -24,8 +24,7 @@ pub struct TensorMetadata {
 }
 
 #[derive(Serialize, ToSchema)]
-#[schema(as = V2ModelMetadata)]
-pub struct ModelMetadata {
+pub struct V2ModelMetadata {
     #[schema(example = "mnist")]
     pub name: String,
     #[schema(example = json!(["1"]))]

@@ -7,8 +7,8 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::refusal::{method_not_allowed, resource_not_found, Refusal};
-use crate::registry::Resolved;
-use crate::AppState;
+use crate::resolved::Resolved;
+use crate::state::AppState;
 
 /// `path`'s segments as `path.split("/")` gives them in Java: the first is the empty one before
 /// the leading `/`, and trailing empty ones are dropped.

@@ -1,9 +1,11 @@
-//! A management request's parameters, read as TorchServe's `NettyUtils.getParameter` and
-//! `getIntParameter` and Java's `Boolean.parseBoolean` read them: the first value of a name
-//! counts, a number that is empty or does not parse as a Java `int` is the default, and any
-//! boolean but `true` (in any case) is false. Each value set aside is logged, once. A name the
-//! route does not take is refused, so that a misspelt parameter (`modle_name`) does not pass
-//! unnoticed.
+//! A request's parameters (its query string, or the management API's JSON body), one rule for
+//! every route that takes any: a name the route does not take is refused with a 400 naming the
+//! ones it does, so that a misspelt parameter (`modle_name`, `topk`) does not pass unnoticed; the
+//! first value of a name counts (as TorchServe's `NettyUtils.getParameter` and Flask's
+//! `request.args.get` take it), the others are logged, once. The management API reads numbers and
+//! booleans as TorchServe does (`getIntParameter`, Java's `Boolean.parseBoolean`): a number that
+//! is empty or does not parse as a Java `int` is the default, and any boolean but `true` (in any
+//! case) is false, each value set aside logged.
 
 use crate::errors::ApiError;
 use crate::settings::RequestLimits;
