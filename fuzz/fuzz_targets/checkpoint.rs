@@ -4,11 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use max_mnist_core::{archive, weights, Architecture};
+use max_mnist_core::{archive, recognise, weights};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(tensors) = weights::read_tensors(data) {
-        let _ = Architecture::recognise(tensors);
+        let _ = recognise(tensors);
     }
     if let Ok(true) = archive::is_model_archive(data) {
         let _ = archive::read(data, 1 << 20);

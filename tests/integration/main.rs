@@ -15,6 +15,7 @@ mod kserve_v2_routes;
 mod management;
 mod model_routes;
 mod onnx;
+mod onnx_hostile;
 mod onnx_routes;
 mod operations;
 mod python_clients;
