@@ -363,3 +363,99 @@ fn an_installed_wheel_is_found_without_any_setting() {
     let _ = server.child.kill();
     let _ = server.wait_for_exit(std::time::Duration::from_secs(5));
 }
+
+#[test]
+#[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
+fn a_features_graph_gets_a_demo_page_made_from_its_feature_names() {
+    let app = onnx_app();
+    let page = app.get("/demo?model=titanic");
+    assert_eq!(page.status(), 200);
+    let html = page.text().expect("HTML");
+    for feature in ["feature_0", "feature_11"] {
+        assert!(
+            html.contains(feature),
+            "the form has an input for {feature}"
+        );
+    }
+    assert!(html.contains("v2/models/"), "the form calls KServe v2");
+    assert!(!html.contains("Survived"), "not the passenger page");
+}
+
+#[test]
+#[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
+fn squeezenet_comes_and_goes_three_times_while_four_clients_predict_on_it_and_mnist() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use reqwest::Method;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).expect("store");
+    std::fs::copy(
+        onnx_dir().join("squeezenet1_1.mar"),
+        store.join("squeezenet1_1.mar"),
+    )
+    .expect("copy");
+    let mut service = crate::helpers::service_settings();
+    service.model_store = Some(store);
+    let app = Arc::new(crate::helpers::spawn_managed_app(
+        vec![crate::helpers::max_model()],
+        service,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let (seven, kitten) = (crate::helpers::sample(7), kitten());
+                while !stop.load(Ordering::Relaxed) {
+                    if client % 2 == 0 {
+                        let response = app.torchserve_predict("mnist", seven.clone());
+                        assert_eq!(response.status(), 200);
+                        assert_eq!(response.text().expect("text"), "7");
+                    } else {
+                        // While registered it answers the top 5; otherwise a 404 naming it.
+                        let response = app.torchserve_predict("squeezenet1_1", kitten.clone());
+                        let status = response.status().as_u16();
+                        let body = response.text().expect("text");
+                        assert!(
+                            (status == 200 && body.contains("pelican"))
+                                || (status == 404 && body.contains("squeezenet1_1")),
+                            "{status} {body}"
+                        );
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for round in 0..3 {
+        let registered = ok_json(app.manage(
+            Method::POST,
+            "/models?url=squeezenet1_1.mar&initial_workers=2&synchronous=true",
+            None,
+        ));
+        assert_eq!(
+            registered["status"],
+            "Model \"squeezenet1_1\" Version: 1.0 registered with 2 initial workers",
+            "round {round}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let answer = ok_json(app.torchserve_predict("squeezenet1_1", kitten()));
+        assert_eq!(answer.as_object().expect("top 5").len(), 5);
+        let removed = ok_json(app.manage(Method::DELETE, "/models/squeezenet1_1", None));
+        assert_eq!(removed["status"], "Model \"squeezenet1_1\" unregistered");
+        let gone = app.torchserve_predict("squeezenet1_1", kitten());
+        assert_eq!(gone.status(), 404);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().expect("no client saw a failure");
+    }
+    assert!(
+        answered.load(Ordering::Relaxed) > 20,
+        "the clients kept predicting"
+    );
+}
