@@ -279,3 +279,123 @@ fn the_kitten_through_image_classifier_gives_onnx_runtimes_tensor_logits_and_top
         .collect();
     assert_eq!(top, expected);
 }
+
+#[test]
+#[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
+fn a_bare_image_graph_resizes_to_its_shape_and_scales_to_0_1() {
+    let model = onnx_model("net.onnx", ModelSettings::default());
+    let png = std::fs::read(crate::helpers::sample_path(7)).expect("sample");
+    let pixels = image::load_from_memory(&png).expect("PNG").to_luma8();
+    let input = model.pre_process(RawInput::File(&png)).expect("a picture");
+    let expected: Vec<f32> = pixels
+        .as_raw()
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    assert_eq!(input.0, expected, "a 28×28 grey picture is only scaled");
+    // A bigger colour picture is resized to 28×28 and made grey.
+    let big = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+        100,
+        60,
+        image::Rgb([255, 255, 255]),
+    ));
+    let mut encoded = Vec::new();
+    big.write_to(
+        &mut std::io::Cursor::new(&mut encoded),
+        image::ImageFormat::Png,
+    )
+    .expect("encode");
+    let input = model
+        .pre_process(RawInput::File(&encoded))
+        .expect("a picture");
+    assert_eq!(input.0.len(), 784);
+    assert!(input.0.iter().all(|&v| v == 1.0));
+}
+
+#[test]
+#[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
+fn settings_come_from_the_archive_and_the_configuration_wins() {
+    use max_mnist_core::model::OutputKind;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let net = std::fs::read(onnx_dir().join("net.onnx")).expect("net.onnx");
+    let settings =
+        b"output = \"logits\"\ntop_k = 3\n[image]\nmnist = true\nmean = [0.1307]\nstd = [0.3081]\n";
+    let manifest = br#"{"model": {"modelName": "digits", "modelVersion": "2.0", "serializedFile": "net.onnx", "handler": "mnist_handler.py"}}"#;
+    let labels: String = format!(
+        "{{{}}}",
+        (0..10)
+            .map(|d| format!("\"{d}\": \"digit {d}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mar = dir.path().join("digits.mar");
+    {
+        use std::io::Write;
+        let mut writer = zip::ZipWriter::new(std::fs::File::create(&mar).expect("create"));
+        for (name, data) in [
+            ("MAR-INF/MANIFEST.json", manifest.as_slice()),
+            ("net.onnx", &net),
+            ("index_to_name.json", labels.as_bytes()),
+            ("max-mnist.toml", settings.as_slice()),
+        ] {
+            writer
+                .start_file(name, zip::write::SimpleFileOptions::default())
+                .expect("entry");
+            writer.write_all(data).expect("write");
+        }
+        writer.finish().expect("finish");
+    }
+    let limits = crate::helpers::settings().load_limits();
+    let archived =
+        max_mnist_core::load(&max_mnist_core::ModelSource::file(&mar), &limits).expect("loads");
+    let info = archived.info();
+    assert_eq!(
+        (info.name.as_str(), info.version.as_str()),
+        ("digits", "2.0")
+    );
+    assert_eq!(
+        info.output.kind,
+        OutputKind::Logits,
+        "the archive's setting over the output's name"
+    );
+    assert_eq!(info.output.answer, Answer::TopLabels(3));
+    assert_eq!(info.output.label(7), "digit 7");
+    let png = std::fs::read(crate::helpers::sample_path(7)).expect("sample");
+    let seven = archived.pre_process(RawInput::File(&png)).expect("a digit");
+    assert_eq!(
+        archived
+            .post_process(&archived.predict(&[seven]).expect("runs")[0])
+            .class,
+        7
+    );
+    // The configuration's settings win, key by key.
+    let configured = max_mnist_core::ModelSource {
+        settings: ModelSettings {
+            top_k: Some(1),
+            ..ModelSettings::default()
+        },
+        ..max_mnist_core::ModelSource::file(&mar)
+    };
+    let info = max_mnist_core::load(&configured, &limits)
+        .expect("loads")
+        .info()
+        .clone();
+    assert_eq!(info.output.answer, Answer::TopLabels(1));
+    assert_eq!(info.output.kind, OutputKind::Logits);
+    // A bad setting stops the load, naming it.
+    let wrong = max_mnist_core::ModelSource {
+        settings: ModelSettings {
+            image: ImageSettings {
+                mean: Some(vec![0.5, 0.5]),
+                ..ImageSettings::default()
+            },
+            ..ModelSettings::default()
+        },
+        ..max_mnist_core::ModelSource::file(onnx_dir().join("net.onnx"))
+    };
+    let message = max_mnist_core::load(&wrong, &limits)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(message.contains("image.mean has 2 values"), "{message}");
+}

@@ -459,3 +459,36 @@ fn squeezenet_comes_and_goes_three_times_while_four_clients_predict_on_it_and_mn
         "the clients kept predicting"
     );
 }
+
+#[test]
+#[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
+fn models_settings_in_config_toml_reach_the_model() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[models]]\nname = \"net\"\npath = \"{}\"\n[models.settings]\ntop_k = 2\n[models.settings.image]\nmnist = true\nmean = [0.1307]\nstd = [0.3081]\n",
+            onnx_dir().join("net.onnx").display()
+        ),
+    )
+    .expect("write");
+    let server = ServerProcess::serve(&["--config", config.to_str().expect("UTF-8")], &[]);
+    let client = reqwest::blocking::Client::new();
+    for digit in 0..10 {
+        let answer: Value = client
+            .put(format!("{}/predictions/net", server.url))
+            .body(crate::helpers::sample(digit))
+            .send()
+            .expect("PUT")
+            .json()
+            .expect("JSON");
+        let labels = answer.as_object().expect("the top 2");
+        assert_eq!(labels.len(), 2, "{answer}");
+        let best = labels
+            .iter()
+            .max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).expect("numbers"))
+            .expect("a label");
+        assert_eq!(best.0, &digit.to_string(), "{answer}\n{}", server.log());
+    }
+}
