@@ -98,7 +98,11 @@ impl OnnxModel {
         let kind = match instance.as_slice() {
             [1 | 3, _, _] => InputKind::Image,
             [_] => InputKind::Features,
-            _ => unreachable!("the_input checks the rank and channels"),
+            other => {
+                return Err(onnx_error(format!(
+                    "input `{input_name}` has instances of shape {other:?}"
+                )))
+            }
         };
         let pictures = pictures(kind, &instance, &settings, limits)?;
         let output_kind = settings
