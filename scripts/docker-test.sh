@@ -247,5 +247,5 @@ if docker build --force-rm --network host --build-arg "onnxruntime_wheel_url=htt
 fi
 sed -i 's/\x1b\[[0-9;]*m//g' "$work/bad-wheel.log"
 grep -q "onnxruntime.whl: FAILED" "$work/bad-wheel.log" || { cat "$work/bad-wheel.log"; fail "the tampered-wheel build failed for another reason"; }
-echo "docker-test: a tampered onnxruntime wheel fails the build: $(grep -m1 'not the pinned' "$work/bad-wheel.log")"
+echo "docker-test: a tampered onnxruntime wheel fails the build: $(grep -m1 '^the onnxruntime wheel from' "$work/bad-wheel.log")"
 echo "docker-test: 1 passed, 0 failed"
