@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Builds the Docker image for real and checks it as a user would: weights fetched and verified at build
 # time from a loopback bucket, a read-only non-root container that answers /ping, /model/metadata and a
-# prediction for every sample, stops within 10 s, and a build against a tampered archive that fails.
-# With TorchServe's example folder it also runs the image on that folder's mnist.mar, named by MODELS.
-# Usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar]
-# Needs a Docker engine; `docker build --network host` must reach 127.0.0.1 and crates.io.
+# prediction for every sample, stops within 10 s, and builds against a tampered archive and a tampered
+# onnxruntime wheel that fail. With TorchServe's example folder it also runs the image on that folder's
+# mnist.mar, named by MODELS; with the ONNX folder, on its squeezenet1_1.mar through ONNX Runtime.
+# Usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar [DIR_WITH_squeezenet1_1.mar]]
+# Needs a Docker engine; `docker build --network host` must reach 127.0.0.1, crates.io, PyPI and Debian's
+# archive, and this host PyPI too (it downloads the pinned wheel to tamper with it).
 # It removes what it made — its containers, its images and the layers its builds created — and
 # nothing else of the engine's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-assets=${1:?usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar]}
+usage="usage: scripts/docker-test.sh DIR_WITH_mnist-classifier.tar.gz [DIR_WITH_mnist.mar [DIR_WITH_squeezenet1_1.mar]]"
+assets=${1:?$usage}
 torchserve=${2:-}
+onnx=${3:-}
 image=max-pytorch-mnist:test-$$
 bad_image=max-pytorch-mnist:tampered-$$
+bad_wheel_image=max-pytorch-mnist:tampered-wheel-$$
 work=$(mktemp -d)
 containers=()
 server_pid=""
@@ -34,9 +39,9 @@ untagged() {
 cleanup() {
   [ ${#containers[@]} -eq 0 ] || docker rm -f "${containers[@]}" >/dev/null 2>&1 || true
   [ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true
-  docker rmi -f "$image" "$bad_image" >/dev/null 2>&1 || true
+  docker rmi -f "$image" "$bad_image" "$bad_wheel_image" >/dev/null 2>&1 || true
   # Children before parents; a layer already gone with its image is skipped.
-  built_layers "$work/good.log" "$work/bad.log" | tac | untagged | xargs -r docker rmi >/dev/null 2>&1 || true
+  built_layers "$work/good.log" "$work/bad.log" "$work/bad-wheel.log" | tac | untagged | xargs -r docker rmi >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -62,6 +67,16 @@ data = bytearray(open(path, "rb").read()); data[-1] ^= 1
 open(path, "wb").write(data)
 PY
 tar -czf "$work/bad/mnist-classifier.tar.gz" -C "$work/bad/x" mnist-classifier.pt
+# And the pinned onnxruntime wheel, one byte in its middle flipped.
+wheel_url=$(sed -n 's/^ARG onnxruntime_wheel_url=//p' Dockerfile)
+[ -n "$wheel_url" ] || fail "no ARG onnxruntime_wheel_url=… in the Dockerfile"
+curl -fsSL --retry 3 -o "$work/bad/onnxruntime.whl" "$wheel_url" || fail "cannot download $wheel_url"
+python3 - "$work/bad/onnxruntime.whl" <<'PY'
+import sys
+path = sys.argv[1]
+data = bytearray(open(path, "rb").read()); data[len(data) // 2] ^= 1
+open(path, "wb").write(data)
+PY
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$work" >"$work/bucket.log" 2>&1 &
 server_pid=$!
 bucket_port=""
@@ -182,6 +197,42 @@ PROPERTIES
   docker stop -t 10 "$kserve" >/dev/null
 fi
 
+if [ -n "$onnx" ]; then
+  # ONNX Runtime's library as the image carries it: everything it links against is in the runtime image.
+  missing=$(docker run --rm --entrypoint ldd "$image" /usr/local/lib/onnxruntime/libonnxruntime.so | grep 'not found' || true)
+  [ -z "$missing" ] || fail "libonnxruntime.so needs what the image lacks: $missing"
+  # TorchServe's image_classifier archive of an ONNX SqueezeNet from a mounted store: the kitten's top 5
+  # are ONNX Runtime's on the same pre-processing (reference.json), labels in order, probabilities within 1 %.
+  start_ns=$(date +%s%N)
+  squeezenet=$(docker run -d --read-only -p 127.0.0.1::5000 \
+    -v "$(cd "$onnx" && pwd):/model_store:ro" -e MODELS=squeezenet1_1=squeezenet1_1.mar "$image")
+  containers+=("$squeezenet")
+  squeezenet_port=$(published_port "$squeezenet")
+  wait_for_ping "$squeezenet_port" "$start_ns" "$squeezenet"
+  answer=$(curl -sf -T "$onnx/kitten.jpg" "http://127.0.0.1:$squeezenet_port/predictions/squeezenet1_1") \
+    || { docker logs "$squeezenet"; fail "squeezenet1_1.mar gave no answer for kitten.jpg"; }
+  python3 - "$onnx/reference.json" "$answer" <<'PY' || fail "squeezenet1_1.mar, kitten.jpg: $answer"
+import json, sys
+expected = json.load(open(sys.argv[1]))["kitten_squeezenet1_1"]["top5"]
+answer = json.loads(sys.argv[2])
+labels = [entry["label"] for entry in expected]
+if list(answer) != labels:
+    sys.exit(f"labels {list(answer)}, ONNX Runtime's {labels}")
+for entry in expected:
+    if abs(answer[entry["label"]] - entry["probability"]) > 0.01 * entry["probability"]:
+        sys.exit(f"{entry['label']}: {answer[entry['label']]}, ONNX Runtime's {entry['probability']}")
+PY
+  metadata=$(curl -sf "http://127.0.0.1:$squeezenet_port/v2/models/squeezenet1_1") || fail "/v2/models/squeezenet1_1"
+  python3 - "$metadata" <<'PY' || fail "/v2/models/squeezenet1_1: $metadata"
+import json, sys
+metadata = json.loads(sys.argv[1])
+assert metadata["name"] == "squeezenet1_1", "name"
+assert any(output["shape"][-1] == 1000 for output in metadata["outputs"]), "no output of the 1000 classes"
+PY
+  echo "docker-test: MODELS=squeezenet1_1=squeezenet1_1.mar serves the ONNX SqueezeNet from /model_store: kitten.jpg's top 5 are ONNX Runtime's, /v2/models/squeezenet1_1 answers"
+  docker stop -t 10 "$squeezenet" >/dev/null
+fi
+
 if docker build --force-rm --network host --build-arg "model_bucket=http://127.0.0.1:$bucket_port/bad" -t "$bad_image" . >"$work/bad.log" 2>&1; then
   fail "a build against a tampered archive succeeded"
 fi
@@ -189,4 +240,12 @@ fi
 sed -i 's/\x1b\[[0-9;]*m//g' "$work/bad.log"
 grep -q "assets/mnist-classifier.pt: FAILED" "$work/bad.log" || { cat "$work/bad.log"; fail "the tampered build failed for another reason"; }
 echo "docker-test: a tampered archive fails the build: $(grep -m1 'SHA-512 is' "$work/bad.log" | sed 's/^ *//')"
+
+if docker build --force-rm --network host --build-arg "onnxruntime_wheel_url=http://127.0.0.1:$bucket_port/bad/onnxruntime.whl" \
+    -t "$bad_wheel_image" . >"$work/bad-wheel.log" 2>&1; then
+  fail "a build against a tampered onnxruntime wheel succeeded"
+fi
+sed -i 's/\x1b\[[0-9;]*m//g' "$work/bad-wheel.log"
+grep -q "onnxruntime.whl: FAILED" "$work/bad-wheel.log" || { cat "$work/bad-wheel.log"; fail "the tampered-wheel build failed for another reason"; }
+echo "docker-test: a tampered onnxruntime wheel fails the build: $(grep -m1 '^the onnxruntime wheel from' "$work/bad-wheel.log")"
 echo "docker-test: 1 passed, 0 failed"
