@@ -4,10 +4,14 @@
 //! the sample 7 and on dense noise, and candle's layers), Integrated Gradients explanations, and the Titanic model on a 100-row CSV.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
 //! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` and the Titanic model from
-//! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set.
+//! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set; the ONNX graphs `net.onnx`,
+//! `squeezenet1_1.onnx` and `mobilenet_v3_small.onnx` through ONNX Runtime at batch 1 and 8 from
+//! `MNIST_ONNX_DIR` (with the runtime library found as the server finds it, e.g. `ORT_DYLIB_PATH`),
+//! for comparison with `scripts/bench-onnxruntime.py`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
@@ -15,9 +19,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
 use max_mnist_core::image_input::{declared_pixels, decode, to_mnist_pixels};
-use max_mnist_core::{
-    Architecture, ImageLimits, LoadLimits, Model, ModelIdentity, ModelInput, RawInput,
-};
+use max_mnist_core::{ImageLimits, LoadLimits, Model, ModelIdentity, ModelInput, RawInput};
 
 const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
 
@@ -268,11 +270,50 @@ fn titanic_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// Values spread as normalised pixels are (about [-2.1, 2.7]), the same on every run.
+fn noise_input(len: usize, seed: usize) -> ModelInput {
+    ModelInput(
+        (0..len)
+            .map(|i| {
+                let hash = ((seed * len + i) as u32).wrapping_mul(2_654_435_761);
+                (hash >> 24) as f32 / 54.0 - 2.1
+            })
+            .collect(),
+    )
+}
+
+fn onnx_benches(c: &mut Criterion) {
+    let Some(dir) = std::env::var_os("MNIST_ONNX_DIR").map(PathBuf::from) else {
+        eprintln!("note: MNIST_ONNX_DIR is not set, so the ONNX graphs are not measured");
+        return;
+    };
+    let mut group = c.benchmark_group("onnx");
+    // Six benchmarks of up to ~25 ms a call: short runs keep the group under a minute.
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
+    for file in ["net", "squeezenet1_1", "mobilenet_v3_small"] {
+        let source = max_mnist_core::ModelSource::file(dir.join(format!("{file}.onnx")));
+        let model = max_mnist_core::load(&source, &limits())
+            .unwrap_or_else(|err| panic!("{file}.onnx: {err}"));
+        let len = model.info().input.len();
+        for batch in [1usize, 8] {
+            let inputs: Vec<ModelInput> = (0..batch).map(|i| noise_input(len, i)).collect();
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_function(format!("{file}/batch {batch}"), |b| {
+                b.iter(|| model.predict(&inputs).expect("predicts"))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     input_benches,
     my_convnet_benches,
     net_benches,
-    titanic_benches
+    titanic_benches,
+    onnx_benches
 );
 criterion_main!(benches);
