@@ -11,7 +11,10 @@ optimisations (the sessions the server makes), prints the time per call and per 
   inputs of the graph's shape, named as criterion names them in
   `MNIST_ONNX_DIR=ONNX_DIR cargo bench -p max-mnist-core --bench model -- '^onnx/'`.
 Each figure is the median of `--rounds` rounds, a round being as many calls as fill about 0.2 s
-(at least one), after a warm-up; the fastest and slowest rounds follow it.
+(at least one), after a warm-up; the fastest and slowest rounds follow it. Group `onnx` also gives
+the median round's CPU time of this thread per call (`time.thread_time`; ONNX Runtime on one
+intra-op thread computes on the caller's thread), as criterion's `onnx cpu/…` does, for a machine
+that other processes share.
 
 Set-up (a virtual environment under target/, which git ignores):
     python3 -m venv target/ort-venv && target/ort-venv/bin/pip install onnxruntime numpy
@@ -43,7 +46,8 @@ def session(path):
 
 
 def seconds_per_call(run, rounds):
-    """The median, fastest and slowest of `rounds` rounds' seconds per call."""
+    """The median, fastest and slowest of `rounds` rounds' seconds per call, and the median of
+    their CPU seconds per call."""
     warm_up = time.perf_counter()
     for _ in range(20):
         run()
@@ -56,12 +60,14 @@ def seconds_per_call(run, rounds):
         calls += 1
     per_round = max(calls, 1)
     times = []
+    cpu_times = []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         for _ in range(per_round):
             run()
         times.append((time.perf_counter() - start) / per_round)
-    return statistics.median(times), min(times), max(times)
+        cpu_times.append((time.thread_time() - cpu_start) / per_round)
+    return statistics.median(times), min(times), max(times), statistics.median(cpu_times)
 
 
 def duration(seconds):
@@ -85,7 +91,7 @@ def digits(onnx_dir, rounds, rng):
             # MNIST-normalised pixels lie in about [-0.42, 2.82].
             images = (rng.random((batch, 1, 28, 28), dtype=np.float32) * 3.24 - 0.42).astype(np.float32)
             feed = {input_name: images}
-            seconds, _, _ = seconds_per_call(lambda: model.run(None, feed), rounds)
+            seconds, _, _, _ = seconds_per_call(lambda: model.run(None, feed), rounds)
             print(
                 f"{name:16} batch {batch:3}: {seconds * 1e6:9.1f} µs per call, "
                 f"{seconds * 1e6 / batch:8.1f} µs per image"
@@ -101,11 +107,12 @@ def onnx_graphs(onnx_dir, rounds, rng):
             # Normalised pixels (ImageNet's or MNIST's) lie in about [-2.1, 2.8].
             values = (rng.random(shape, dtype=np.float32) * 4.8 - 2.1).astype(np.float32)
             feed = {graph_input.name: values}
-            median, fastest, slowest = seconds_per_call(lambda: model.run(None, feed), rounds)
+            median, fastest, slowest, cpu = seconds_per_call(lambda: model.run(None, feed), rounds)
             label = f"onnx/{name.removesuffix('.onnx')}/batch {batch}"
             print(
                 f"{label:32} {duration(median):>11} per call [{duration(fastest)} .. {duration(slowest)}], "
-                f"{duration(median / batch):>11} per image"
+                f"{duration(median / batch):>11} per image; cpu {duration(cpu):>11} per call, "
+                f"{duration(cpu / batch):>11} per image"
             )
 
 
