@@ -145,7 +145,7 @@ if [ -n "$mobilenet" ]; then
       target = 0.8 * cores * single
       printf "MobileNetV3-small: %d req/s at %d connections; one-thread time %.2f ms (1 connection, server and wrk on one core); target 0.8 x %d cores / %.2f ms = %.0f req/s: %s (%.2f of cores / one-thread time; wrk shares the %d cores with the server)\n",
         loaded, conns, 1000 / single, cores, 1000 / single, target,
-        loaded >= target ? "met" : "NOT met", loaded / (cores * single), cores
+        (loaded >= target ? "met" : "NOT met"), loaded / (cores * single), cores
     }'
 fi
 echo "server peak RSS: $(($(rss_kb VmHWM) / 1024)) MiB (VmHWM), now $(($(rss_kb VmRSS) / 1024)) MiB"
