@@ -10,8 +10,14 @@
 # v1 :predict of 64 instances; /ping and /model/predict at 1 connection with server and wrk pinned
 # to one core. With TorchServe's example (`$MNIST_TORCHSERVE_DIR/mnist.mar`) it is served beside the
 # MAX model as `net`: PUT /predictions/net at N connections and at 1, and /model/predict measured
-# while /predictions/net is under load (half the connections each). --soak S then drives
-# /model/predict for S seconds and samples RSS.
+# while /predictions/net is under load (half the connections each). With $MNIST_ONNX_DIR set,
+# mobilenet_v3_small.onnx is served as `mobilenet`: a KServe v2 :infer of one FP32 [1,3,224,224]
+# tensor in Triton's binary extension (the graph's input as it is, so what is measured is the
+# network and HTTP, not image decoding) at N connections, and at 1 connection with server and wrk
+# pinned to one core, whose time per request is the one-thread time in the target
+# 0.8 × cores ÷ one-thread time printed beside the N-connection rate (ONNX Runtime's library is
+# found as the server finds it, e.g. $ORT_DYLIB_PATH). --soak S then drives /model/predict for S
+# seconds and samples RSS.
 # Every scenario's answer is checked once with curl first; any non-2xx answer or socket error makes
 # the script exit 1. Needs wrk, curl, taskset and python3 (Debian: apt-get install wrk curl
 # util-linux python3).
@@ -39,9 +45,12 @@ bin=target/release/max-mnist
 
 work=$(mktemp -d)
 multipart_type=$(python3 scripts/loadtest/make-bodies.py samples "$work")
-models=(--models mnist=assets/mnist-classifier.pt)
 net_mar=${MNIST_TORCHSERVE_DIR:+$MNIST_TORCHSERVE_DIR/mnist.mar}
-[ -n "$net_mar" ] && models=(--models "mnist=assets/mnist-classifier.pt,net=$net_mar")
+served=mnist=assets/mnist-classifier.pt
+[ -n "$net_mar" ] && served+=",net=$net_mar"
+mobilenet=${MNIST_ONNX_DIR:+$MNIST_ONNX_DIR/mobilenet_v3_small.onnx}
+[ -n "$mobilenet" ] && served+=",mobilenet=$mobilenet"
+models=(--models "$served")
 "$bin" serve --host 127.0.0.1 --port 0 "${models[@]}" >"$work/server.log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -rf "$work"' EXIT
@@ -52,14 +61,15 @@ failures=0
 pin=()
 declare -A rate
 
-# scenario NAME CONNECTIONS PATH EXPECTED-REGEX [METHOD CONTENT-TYPE BODY-FILE]
+# scenario NAME CONNECTIONS PATH EXPECTED-REGEX [METHOD CONTENT-TYPE BODY-FILE [HEADER]]
 scenario() {
-  local name=$1 conns=$2 path=$3 expected=$4 method=${5:-GET} type=${6:-} body=${7:-}
+  local name=$1 conns=$2 path=$3 expected=$4 method=${5:-GET} type=${6:-} body=${7:-} extra=${8:-}
   local threads=$((conns < 2 ? 1 : 2)) out="$work/wrk.out" answer
-  local args=(-t"$threads" -c"$conns" -d"${duration}s" --latency)
+  local args=(-t"$threads" -c"$conns" -d"${duration}s" --latency) headers=(-H "Content-Type: $type")
+  [ -n "$extra" ] && headers+=(-H "$extra")
   if [ -n "$body" ]; then
-    answer=$(curl -s -X "$method" -H "Content-Type: $type" --data-binary @"$body" "$base$path")
-    BODY_FILE=$body METHOD=$method CONTENT_TYPE=$type \
+    answer=$(curl -s -X "$method" "${headers[@]}" --data-binary @"$body" "$base$path")
+    BODY_FILE=$body METHOD=$method CONTENT_TYPE=$type EXTRA_HEADER=$extra \
       "${pin[@]}" wrk "${args[@]}" -s scripts/loadtest/body.lua "$base$path" >"$out"
   else
     answer=$(curl -s "$base$path")
@@ -105,6 +115,12 @@ if [ -n "$net_mar" ]; then
   if grep -Eq "Non-2xx|Socket errors" "$work/net-load.out"; then failures=$((failures + 1)); fi
   net_meanwhile=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$work/net-load.out")
 fi
+v2_224=(POST application/octet-stream "$work/v2-224.bin"
+  "Inference-Header-Content-Length: $(cat "$work/v2-224.length")")
+mobilenet_answer='"name": ?"predict"'
+if [ -n "$mobilenet" ]; then
+  scenario "KServe v2 :infer mobilenet, FP32 [1,3,224,224] binary" "$connections" /v2/models/mobilenet/infer "$mobilenet_answer" "${v2_224[@]}"
+fi
 # On a VM, waking a process on another core can cost ~100 µs per round trip (a loopback ping-pong
 # between two processes: ~106 µs p50 across cores, ~20 µs on one). Pinning the server and wrk to
 # one core shows the server's own latency.
@@ -112,12 +128,26 @@ taskset -a -p -c 0 "$server" >/dev/null
 pin=(taskset -c 0)
 scenario "GET /ping, 1 connection, one core" 1 /ping '"status"'
 scenario "POST /model/predict, 1 connection, one core" 1 /model/predict '"prediction": ?7' POST "$multipart_type" "$work/predict.multipart"
+if [ -n "$mobilenet" ]; then
+  scenario "KServe v2 :infer mobilenet, 1 connection, one core" 1 /v2/models/mobilenet/infer "$mobilenet_answer" "${v2_224[@]}"
+fi
 pin=()
 taskset -a -p -c "0-$(($(nproc) - 1))" "$server" >/dev/null
 echo
 awk -v predict="${rate["POST /model/predict"]}" -v ping="${rate["GET /ping"]}" \
   'BEGIN { printf "predict / ping rate: %.2f\n", predict / ping }'
 [ -n "$net_mar" ] && echo "meanwhile PUT /predictions/net, $half connections: $net_meanwhile req/s"
+if [ -n "$mobilenet" ]; then
+  awk -v cores="$(nproc)" -v conns="$connections" \
+    -v loaded="${rate["KServe v2 :infer mobilenet, FP32 [1,3,224,224] binary"]}" \
+    -v single="${rate["KServe v2 :infer mobilenet, 1 connection, one core"]}" 'BEGIN {
+      if (single <= 0) { print "MobileNetV3-small: no one-core rate was measured"; exit }
+      target = 0.8 * cores * single
+      printf "MobileNetV3-small: %d req/s at %d connections; one-thread time %.2f ms (1 connection, server and wrk on one core); target 0.8 x %d cores / %.2f ms = %.0f req/s: %s (%.2f of cores / one-thread time; wrk shares the %d cores with the server)\n",
+        loaded, conns, 1000 / single, cores, 1000 / single, target,
+        (loaded >= target ? "met" : "NOT met"), loaded / (cores * single), cores
+    }'
+fi
 echo "server peak RSS: $(($(rss_kb VmHWM) / 1024)) MiB (VmHWM), now $(($(rss_kb VmRSS) / 1024)) MiB"
 
 if [ "$soak" -gt 0 ]; then

@@ -4,20 +4,24 @@
 //! the sample 7 and on dense noise, and candle's layers), Integrated Gradients explanations, and the Titanic model on a 100-row CSV.
 //! Weights: `MAX_MNIST_WEIGHTS`, else `assets/mnist-classifier.pt` (run `max-mnist fetch-assets`);
 //! TorchServe's Net from `MNIST_TORCHSERVE_DIR/mnist.mar` and the Titanic model from
-//! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set.
+//! `MNIST_TITANIC_DIR/titanic.mar` when those variables are set; the ONNX graphs `net.onnx`,
+//! `squeezenet1_1.onnx` and `mobilenet_v3_small.onnx` through ONNX Runtime at batch 1 and 8 from
+//! `MNIST_ONNX_DIR` (with the runtime library found as the server finds it, e.g. `ORT_DYLIB_PATH`),
+//! for comparison with `scripts/bench-onnxruntime.py`: `onnx/…` in wall time, `onnx cpu/…` in the
+//! calling thread's CPU time, which other processes on a shared machine disturb less.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use candle_core::{Device, Module, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, Linear};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use max_mnist_core::architectures::my_convnet::MyConvNetModel;
 use max_mnist_core::image_input::{declared_pixels, decode, to_mnist_pixels};
-use max_mnist_core::{
-    Architecture, ImageLimits, LoadLimits, Model, ModelIdentity, ModelInput, RawInput,
-};
+use max_mnist_core::{ImageLimits, LoadLimits, Model, ModelIdentity, ModelInput, RawInput};
 
 const SEVEN: &[u8] = include_bytes!("../../samples/7.png");
 
@@ -268,11 +272,102 @@ fn titanic_benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// Values spread as normalised pixels are (about [-2.1, 2.7]), the same on every run.
+fn noise_input(len: usize, seed: usize) -> ModelInput {
+    ModelInput(
+        (0..len)
+            .map(|i| {
+                let hash = ((seed * len + i) as u32).wrapping_mul(2_654_435_761);
+                (hash >> 24) as f32 / 54.0 - 2.1
+            })
+            .collect(),
+    )
+}
+
+/// The calling thread's time on a CPU (the scheduler's count, in nanoseconds, as
+/// `time.thread_time_ns()` reads it in Python): ONNX Runtime on one intra-op thread computes on
+/// the caller's thread, so this is the run's cost without the time other processes held the core.
+struct ThreadCpu(WallTime);
+
+impl ThreadCpu {
+    fn now() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|text| text.split_whitespace().next()?.parse().ok())
+            .expect("/proc/thread-self/schedstat (Linux) gives the thread's CPU time")
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        Self::now()
+    }
+    fn end(&self, start: u64) -> u64 {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+fn onnx_benches(c: &mut Criterion) {
+    onnx_group(c, "onnx");
+}
+
+fn onnx_cpu_benches(c: &mut Criterion<ThreadCpu>) {
+    onnx_group(c, "onnx cpu");
+}
+
+fn onnx_group<M: Measurement>(c: &mut Criterion<M>, name: &str) {
+    let Some(dir) = std::env::var_os("MNIST_ONNX_DIR").map(PathBuf::from) else {
+        eprintln!("note: MNIST_ONNX_DIR is not set, so the ONNX graphs are not measured ({name})");
+        return;
+    };
+    let mut group = c.benchmark_group(name);
+    // Six benchmarks of up to ~90 ms a call on a busy machine: short runs keep the group under
+    // a minute.
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for file in ["net", "squeezenet1_1", "mobilenet_v3_small"] {
+        let source = max_mnist_core::ModelSource::file(dir.join(format!("{file}.onnx")));
+        let model = max_mnist_core::load(&source, &limits())
+            .unwrap_or_else(|err| panic!("{file}.onnx: {err}"));
+        let len = model.info().input.len();
+        for batch in [1usize, 8] {
+            let inputs: Vec<ModelInput> = (0..batch).map(|i| noise_input(len, i)).collect();
+            group.throughput(Throughput::Elements(batch as u64));
+            group.bench_function(format!("{file}/batch {batch}"), |b| {
+                b.iter(|| model.predict(&inputs).expect("predicts"))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     input_benches,
     my_convnet_benches,
     net_benches,
-    titanic_benches
+    titanic_benches,
+    onnx_benches
 );
-criterion_main!(benches);
+criterion_group! {
+    name = onnx_cpu;
+    config = Criterion::default().with_measurement(ThreadCpu(WallTime));
+    targets = onnx_cpu_benches
+}
+criterion_main!(benches, onnx_cpu);

@@ -11,12 +11,13 @@
 pub mod graph;
 pub mod runtime;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
 use image::DynamicImage;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
-use ort::value::{Tensor, TensorElementType, ValueType};
+use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::architectures::{labels, ModelIdentity};
 use crate::explain::Explanation;
@@ -189,23 +190,30 @@ impl OnnxModel {
             return Ok(Vec::new());
         }
         let len = self.info.input.len();
-        let mut values = Vec::with_capacity(batch.len() * len);
-        for input in batch {
-            if input.0.len() != len {
-                return Err(InputError::TensorSize {
-                    found: input.0.len(),
-                    expected: len,
-                    shapes: self.info.input.describe_shapes(),
-                }
-                .into());
+        if let Some(input) = batch.iter().find(|input| input.0.len() != len) {
+            return Err(InputError::TensorSize {
+                found: input.0.len(),
+                expected: len,
+                shapes: self.info.input.describe_shapes(),
             }
-            values.extend_from_slice(&input.0);
+            .into());
         }
+        // ONNX Runtime reads the batch in place: a single instance is not copied.
+        let values: Cow<'_, [f32]> = match batch {
+            [input] => Cow::Borrowed(&input.0),
+            _ => {
+                let mut values = Vec::with_capacity(batch.len() * len);
+                for input in batch {
+                    values.extend_from_slice(&input.0);
+                }
+                Cow::Owned(values)
+            }
+        };
         let shape: Vec<i64> = std::iter::once(batch.len())
             .chain(self.info.input.shape.iter().copied())
             .map(|d| d as i64)
             .collect();
-        let tensor = Tensor::from_array((shape, values)).map_err(engine_error)?;
+        let tensor = TensorRef::from_array_view((shape, &*values)).map_err(engine_error)?;
         let mut session = self.session()?;
         let result = (|| {
             let outputs = session
@@ -368,7 +376,7 @@ fn new_session(graph: &[u8], prepacked: &PrepackedWeights) -> Result<Session, We
     let builder = builder.with_intra_threads(1).map_err(configure)?;
     let builder = builder.with_inter_threads(1).map_err(configure)?;
     let builder = builder
-        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .with_optimization_level(GraphOptimizationLevel::All)
         .map_err(configure)?;
     builder
         .with_prepacked_weights(prepacked)
