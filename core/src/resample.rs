@@ -1,8 +1,11 @@
 //! Pillow's bilinear resize of 8-bit images (`Image.resize(size, Image.BILINEAR)`, what torchvision's
 //! `Resize` does to a PIL image), reproduced to the grey level: a triangle filter widened by the
 //! reduction factor (so shrinking averages, as an antialiasing filter), coefficients in 22-bit
-//! fixed point, a horizontal pass rounded to 8 bits, then a vertical pass. No crate reproduces
-//! Pillow's rounding, and the networks of TorchServe's handlers were trained on its output.
+//! fixed point, a horizontal pass rounded to 8 bits, then a vertical pass, as Pillow's
+//! `ImagingResampleInner` does. No crate reproduces Pillow's rounding, and the networks of
+//! TorchServe's handlers were trained on its output. (Pillow 13 was seen to run the vertical pass
+//! first when one side grows while the other shrinks, a grey level apart; shrinking both sides, as
+//! `Resize(256)` does to a photo, matches it exactly.)
 
 use image::{ImageBuffer, Pixel};
 
