@@ -152,6 +152,65 @@ pub fn torchserve_dir() -> PathBuf {
     data_dir(TORCHSERVE_DIR_VAR)
 }
 
+/// Clients that keep sending requests, each from a thread of its own, until [`Self::finish`]:
+/// `request(client)` sends one and asserts its answer.
+pub struct BusyClients {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    answered: Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyClients {
+    pub fn start(count: usize, request: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        use std::sync::atomic::Ordering;
+        let request = Arc::new(request);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads = (0..count)
+            .map(|client| {
+                let (request, stop, answered) = (request.clone(), stop.clone(), answered.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        request(client);
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            answered,
+            threads,
+        }
+    }
+
+    /// Stops them: a client that saw a wrong answer fails the test, and so do clients that were
+    /// not kept answering.
+    pub fn finish(self) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads {
+            thread.join().expect("no client saw a failure");
+        }
+        assert!(
+            self.answered.load(Ordering::Relaxed) > 20,
+            "the clients kept predicting"
+        );
+    }
+}
+
+/// A zip of `entries` (name, bytes), deflated: a `.mar` or a zip-format checkpoint.
+pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        writer.start_file(*name, options).expect("entry");
+        std::io::Write::write_all(&mut writer, data).expect("write");
+    }
+    writer.finish().expect("zip").into_inner()
+}
+
 /// Loads a model as `serve` does.
 pub fn load_model(path: &Path, name: Option<&str>) -> Arc<dyn Model> {
     let source = ModelSource {

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::helpers::{
     data_dir_if_set, kserve_error, max_error, max_model, ok_json, sample, service_settings,
     spawn_managed_app, titanic_dir, torchserve_dir, torchserve_error, upstream_weights,
-    ServerProcess, TestApp, TITANIC_DIR_VAR, TORCHSERVE_DIR_VAR,
+    BusyClients, ServerProcess, TestApp, TITANIC_DIR_VAR, TORCHSERVE_DIR_VAR,
 };
 
 /// A model store holding the MAX weights as `max.pt` (and Titanic's and TorchServe's MNIST
@@ -66,22 +66,14 @@ fn titanic_comes_and_goes_five_times_while_four_clients_predict_on_mnist() {
     let app = Arc::new(managed_app(service));
     let passengers =
         std::fs::read(titanic.join("test_data/titanic_survived.csv")).expect("test data");
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
-            std::thread::spawn(move || {
-                let seven = sample(7);
-                while !stop.load(Ordering::Relaxed) {
-                    let response = app.torchserve_predict("mnist", seven.clone());
-                    assert_eq!(response.status(), 200);
-                    assert_eq!(response.text().expect("text"), "7");
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let clients = BusyClients::start(4, {
+        let (app, seven) = (app.clone(), sample(7));
+        move |_| {
+            let response = app.torchserve_predict("mnist", seven.clone());
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().expect("text"), "7");
+        }
+    });
 
     for round in 0..5 {
         let registered = app.manage(
@@ -122,14 +114,7 @@ fn titanic_comes_and_goes_five_times_while_four_clients_predict_on_mnist() {
         let gone = app.torchserve_predict("titanic", passengers.clone());
         assert!(torchserve_error(gone, 404, "ModelNotFoundException").contains("`titanic`"));
     }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().expect("no client saw a failure");
-    }
-    assert!(
-        answered.load(Ordering::Relaxed) > 20,
-        "the clients kept predicting"
-    );
+    clients.finish();
     let metrics = app.metrics();
     assert!(
         !metrics.contains("max_mnist_model_info{name=\"titanic\""),

@@ -329,22 +329,13 @@ fn settings_come_from_the_archive_and_the_configuration_wins() {
             .join(", ")
     );
     let mar = dir.path().join("digits.mar");
-    {
-        use std::io::Write;
-        let mut writer = zip::ZipWriter::new(std::fs::File::create(&mar).expect("create"));
-        for (name, data) in [
-            ("MAR-INF/MANIFEST.json", manifest.as_slice()),
-            ("net.onnx", &net),
-            ("index_to_name.json", labels.as_bytes()),
-            ("max-mnist.toml", settings.as_slice()),
-        ] {
-            writer
-                .start_file(name, zip::write::SimpleFileOptions::default())
-                .expect("entry");
-            writer.write_all(data).expect("write");
-        }
-        writer.finish().expect("finish");
-    }
+    let archive = crate::helpers::zip_of(&[
+        ("MAR-INF/MANIFEST.json", manifest.as_slice()),
+        ("net.onnx", &net),
+        ("index_to_name.json", labels.as_bytes()),
+        ("max-mnist.toml", settings.as_slice()),
+    ]);
+    std::fs::write(&mar, archive).expect("write the archive");
     let limits = crate::helpers::settings().load_limits();
     let archived =
         max_mnist_core::load(&max_mnist_core::ModelSource::file(&mar), &limits).expect("loads");

@@ -18,6 +18,7 @@ use reqwest::Method;
 
 use crate::helpers::{
     onnx_dir, service_settings, settings, spawn_managed_app, torchserve_error, upstream_model,
+    zip_of,
 };
 
 /// `titanic.onnx` (2 KB) with `extra` merged into its graph: protobuf merges a repeated message
@@ -262,18 +263,4 @@ fn thousands_of_mutated_exports_load_or_are_refused_without_a_panic() {
         refused > 1_000,
         "most mutations break the file ({refused} refused)"
     );
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    use std::io::Write;
-    let mut bytes = Vec::new();
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(&mut bytes));
-    for (name, data) in entries {
-        writer
-            .start_file(*name, zip::write::SimpleFileOptions::default())
-            .expect("entry");
-        writer.write_all(data).expect("write");
-    }
-    writer.finish().expect("finish");
-    bytes
 }

@@ -384,7 +384,6 @@ fn a_features_graph_gets_a_demo_page_made_from_its_feature_names() {
 #[test]
 #[ignore = "needs MNIST_ONNX_DIR and ORT_DYLIB_PATH (.ci/run sets them and runs ignored tests)"]
 fn squeezenet_comes_and_goes_three_times_while_four_clients_predict_on_it_and_mnist() {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use reqwest::Method;
@@ -403,34 +402,26 @@ fn squeezenet_comes_and_goes_three_times_while_four_clients_predict_on_it_and_mn
         vec![crate::helpers::max_model()],
         service,
     ));
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|client| {
-            let (app, stop, answered) = (app.clone(), stop.clone(), answered.clone());
-            std::thread::spawn(move || {
-                let (seven, kitten) = (crate::helpers::sample(7), kitten());
-                while !stop.load(Ordering::Relaxed) {
-                    if client % 2 == 0 {
-                        let response = app.torchserve_predict("mnist", seven.clone());
-                        assert_eq!(response.status(), 200);
-                        assert_eq!(response.text().expect("text"), "7");
-                    } else {
-                        // While registered it answers the top 5; otherwise a 404 naming it.
-                        let response = app.torchserve_predict("squeezenet1_1", kitten.clone());
-                        let status = response.status().as_u16();
-                        let body = response.text().expect("text");
-                        assert!(
-                            (status == 200 && body.contains("pelican"))
-                                || (status == 404 && body.contains("squeezenet1_1")),
-                            "{status} {body}"
-                        );
-                    }
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let clients = crate::helpers::BusyClients::start(4, {
+        let (app, seven, kitten) = (app.clone(), crate::helpers::sample(7), kitten());
+        move |client| {
+            if client % 2 == 0 {
+                let response = app.torchserve_predict("mnist", seven.clone());
+                assert_eq!(response.status(), 200);
+                assert_eq!(response.text().expect("text"), "7");
+            } else {
+                // While registered it answers the top 5; otherwise a 404 naming it.
+                let response = app.torchserve_predict("squeezenet1_1", kitten.clone());
+                let status = response.status().as_u16();
+                let body = response.text().expect("text");
+                assert!(
+                    (status == 200 && body.contains("pelican"))
+                        || (status == 404 && body.contains("squeezenet1_1")),
+                    "{status} {body}"
+                );
+            }
+        }
+    });
     for round in 0..3 {
         let registered = ok_json(app.manage(
             Method::POST,
@@ -450,14 +441,7 @@ fn squeezenet_comes_and_goes_three_times_while_four_clients_predict_on_it_and_mn
         let gone = app.torchserve_predict("squeezenet1_1", kitten());
         assert_eq!(gone.status(), 404);
     }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().expect("no client saw a failure");
-    }
-    assert!(
-        answered.load(Ordering::Relaxed) > 20,
-        "the clients kept predicting"
-    );
+    clients.finish();
 }
 
 #[test]

@@ -3,7 +3,6 @@
 //! protocol; models named on the command line, in the environment and in the configuration; broken
 //! models refused at start with a message that names them.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use serde_json::{json, Value};
 use crate::helpers::{
     json_numbers, kserve_error, load_model, max_error, ok_json, project_root, sample,
     sample_base64, spawn_app_serving, torchserve_dir, torchserve_error, torchserve_model,
-    upstream_weights, ServerProcess, TestApp, BINARY,
+    upstream_weights, zip_of, ServerProcess, TestApp, BINARY,
 };
 use crate::kserve_v1_routes::predictions;
 use crate::kserve_v2_routes::output;
@@ -307,17 +306,6 @@ fn serve_refused(args: &[&str]) -> String {
         args.join(" ")
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated);
-    for (name, data) in entries {
-        writer.start_file(*name, options).expect("entry");
-        writer.write_all(data).expect("write");
-    }
-    writer.finish().expect("zip").into_inner()
 }
 
 fn manifest(serialized_file: &str) -> Vec<u8> {
