@@ -28,12 +28,13 @@ pub struct ImageTransform {
 }
 
 impl ImageTransform {
-    /// The picture as `[channels, height, width]` values, row-major.
-    pub fn apply(&self, image: &DynamicImage) -> Vec<f32> {
+    /// The picture as `[channels, height, width]` values, row-major. (A decoded picture already
+    /// grey or RGB is used without a copy.)
+    pub fn apply(&self, image: DynamicImage) -> Vec<f32> {
         if self.channels == 1 {
             self.planes(&grey(image))
         } else {
-            self.planes(&image.to_rgb8())
+            self.planes(&image.into_rgb8())
         }
     }
 
@@ -93,11 +94,11 @@ fn centre_crop<P: Pixel<Subpixel = u8>>(
 }
 
 /// Pillow's `convert("L")`: ITU-R 601 luma in 16-bit fixed point, alpha dropped.
-fn grey(image: &DynamicImage) -> GrayImage {
-    if let DynamicImage::ImageLuma8(grey) = image {
-        return grey.clone();
-    }
-    let rgb: RgbImage = image.to_rgb8();
+fn grey(image: DynamicImage) -> GrayImage {
+    let rgb: RgbImage = match image {
+        DynamicImage::ImageLuma8(grey) => return grey,
+        other => other.into_rgb8(),
+    };
     ImageBuffer::from_fn(rgb.width(), rgb.height(), |x, y| {
         let [r, g, b] = rgb.get_pixel(x, y).0;
         let luma = u32::from(r) * 19595 + u32::from(g) * 38470 + u32::from(b) * 7471 + 0x8000;
@@ -139,7 +140,7 @@ mod tests {
             mean: vec![0.5, 0.0, 0.0],
             std: vec![0.5, 1.0, 0.1],
         };
-        let values = transform.apply(&image);
+        let values = transform.apply(image.clone());
         assert_eq!(values.len(), 12);
         assert!(values[..4].iter().all(|&v| (v - 1.0).abs() < 1e-6));
         assert!(values[4..8].iter().all(|&v| v == 0.0));
@@ -151,6 +152,6 @@ mod tests {
             ..transform
         };
         // Pillow: Image.new("RGB", (1, 1), (255, 0, 51)).convert("L").getpixel((0, 0)) == 82
-        assert!((grey.apply(&image)[0] - 82.0 / 255.0).abs() < 1e-6);
+        assert!((grey.apply(image)[0] - 82.0 / 255.0).abs() < 1e-6);
     }
 }

@@ -119,35 +119,40 @@ impl NetworkFile for StateDictFile {
 /// Loads and checks the model in `source.path`.
 pub fn load(source: &ModelSource, limits: &LoadLimits) -> Result<Arc<dyn Model>, CoreError> {
     let bytes = read_bounded(&source.path, limits.max_model_bytes)?;
-    let path_name = source
-        .path
-        .file_name()
-        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     if archive::is_model_archive(&bytes)? {
-        let archive = archive::read(&bytes, limits.max_model_bytes)?;
+        let archive::ModelArchive {
+            name,
+            version,
+            serialized_file,
+            weights,
+            labels,
+            settings,
+        } = archive::read(&bytes, limits.max_model_bytes)?;
         let file = NetworkBytes {
-            bytes: &archive.weights,
-            file_name: &archive.serialized_file,
+            bytes: &weights,
+            file_name: &serialized_file,
             identity: ModelIdentity {
-                name: source.name.clone().unwrap_or(archive.name.clone()),
-                version: source.version.clone().unwrap_or(archive.version.clone()),
-                labels: archive.labels.clone(),
+                name: source.name.clone().unwrap_or(name),
+                version: source.version.clone().unwrap_or(version),
+                labels,
             },
-            settings: source.settings.clone().or(archive.settings.clone()),
+            settings: source.settings.clone().or(settings),
             limits: limits.image.clone(),
         };
         return load_network(file).map_err(|err| match err {
-            CoreError::Weights(err) => WeightsError::Archive(format!(
-                "serializedFile `{}`: {err}",
-                archive.serialized_file
-            ))
-            .into(),
+            CoreError::Weights(err) => {
+                WeightsError::Archive(format!("serializedFile `{serialized_file}`: {err}")).into()
+            }
             other => other,
         });
     }
+    let file_name = source
+        .path
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
     load_network(NetworkBytes {
         bytes: &bytes,
-        file_name: &path_name,
+        file_name: &file_name,
         identity: ModelIdentity {
             name: source
                 .name

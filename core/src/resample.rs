@@ -7,6 +7,8 @@
 //! first when one side grows while the other shrinks, a grey level apart; shrinking both sides, as
 //! `Resize(256)` does to a photo, matches it exactly.)
 
+use std::borrow::Cow;
+
 use image::{ImageBuffer, Pixel};
 
 /// Pillow's `PRECISION_BITS`: 32 bits less 8 for the value and 2 for the sign and the sum's carry.
@@ -56,9 +58,16 @@ fn triangle(x: f64) -> f64 {
     }
 }
 
-/// A fixed-point sum back to 8 bits, clipped (Pillow's `clip8`).
-fn clip8(sum: i64) -> u8 {
-    (sum >> PRECISION_BITS).clamp(0, 255) as u8
+impl Window {
+    /// The weighted sum over the window of `sample(i)` (the `i`th input pixel along the axis),
+    /// rounded back to 8 bits and clipped (Pillow's `clip8`).
+    fn apply(&self, sample: impl Fn(usize) -> u8) -> u8 {
+        let half = 1i64 << (PRECISION_BITS - 1);
+        let sum = self.weights.iter().enumerate().fold(half, |sum, (i, &w)| {
+            sum + i64::from(sample(self.start + i)) * i64::from(w)
+        });
+        (sum >> PRECISION_BITS).clamp(0, 255) as u8
+    }
 }
 
 /// `image` resized to `width`×`height` as Pillow's bilinear filter does it.
@@ -73,12 +82,11 @@ where
     let channels = usize::from(P::CHANNEL_COUNT);
     let (in_width, in_height) = (image.width() as usize, image.height() as usize);
     let (width, height) = (width as usize, height as usize);
-    let half = 1i64 << (PRECISION_BITS - 1);
     let source = image.as_raw();
 
     // Pillow skips a pass whose size does not change.
-    let horizontal: Vec<u8> = if width == in_width {
-        source.clone()
+    let horizontal: Cow<'_, [u8]> = if width == in_width {
+        Cow::Borrowed(source)
     } else {
         let windows = windows(in_width, width);
         let mut out = vec![0u8; width * in_height * channels];
@@ -86,35 +94,21 @@ where
             let row = &source[y * in_width * channels..(y + 1) * in_width * channels];
             for (x, window) in windows.iter().enumerate() {
                 for c in 0..channels {
-                    let sum = window
-                        .weights
-                        .iter()
-                        .enumerate()
-                        .fold(half, |sum, (i, &w)| {
-                            sum + i64::from(row[(window.start + i) * channels + c]) * i64::from(w)
-                        });
-                    out[(y * width + x) * channels + c] = clip8(sum);
+                    out[(y * width + x) * channels + c] = window.apply(|i| row[i * channels + c]);
                 }
             }
         }
-        out
+        Cow::Owned(out)
     };
     let vertical: Vec<u8> = if height == in_height {
-        horizontal
+        horizontal.into_owned()
     } else {
         let windows = windows(in_height, height);
         let stride = width * channels;
         let mut out = vec![0u8; height * stride];
         for (y, window) in windows.iter().enumerate() {
             for i in 0..stride {
-                let sum = window
-                    .weights
-                    .iter()
-                    .enumerate()
-                    .fold(half, |sum, (k, &w)| {
-                        sum + i64::from(horizontal[(window.start + k) * stride + i]) * i64::from(w)
-                    });
-                out[y * stride + i] = clip8(sum);
+                out[y * stride + i] = window.apply(|k| horizontal[k * stride + i]);
             }
         }
         out

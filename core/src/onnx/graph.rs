@@ -333,6 +333,27 @@ mod tests {
         .encode_to_vec()
     }
 
+    /// A model whose graph's one node is an `If` with `branch` as its `then_branch`.
+    fn with_branch(branch: GraphProto) -> Vec<u8> {
+        ModelProto {
+            ir_version: 8,
+            graph: Some(GraphProto {
+                node: vec![NodeProto {
+                    op_type: "If".into(),
+                    attribute: vec![AttributeProto {
+                        name: "then_branch".into(),
+                        g: Some(Box::new(branch)),
+                        ..AttributeProto::default()
+                    }],
+                    ..NodeProto::default()
+                }],
+                ..GraphProto::default()
+            }),
+            ..ModelProto::default()
+        }
+        .encode_to_vec()
+    }
+
     #[test]
     fn a_tensor_holding_its_declared_data_passes() {
         let bytes = model(vec![float_tensor("w", vec![2, 3], 6)]);
@@ -370,27 +391,10 @@ mod tests {
 
     #[test]
     fn tensors_inside_subgraphs_are_checked_too() {
-        let inner = GraphProto {
+        let bytes = with_branch(GraphProto {
             initializer: vec![float_tensor("deep", vec![1_000_000], 1)],
             ..GraphProto::default()
-        };
-        let bytes = ModelProto {
-            ir_version: 8,
-            graph: Some(GraphProto {
-                node: vec![NodeProto {
-                    op_type: "If".into(),
-                    attribute: vec![AttributeProto {
-                        name: "then_branch".into(),
-                        g: Some(Box::new(inner)),
-                        ..AttributeProto::default()
-                    }],
-                    ..NodeProto::default()
-                }],
-                ..GraphProto::default()
-            }),
-            ..ModelProto::default()
-        }
-        .encode_to_vec();
+        });
         assert!(check(&bytes)
             .expect_err("refused")
             .to_string()
@@ -399,29 +403,14 @@ mod tests {
 
     #[test]
     fn a_loop_is_refused_even_in_a_subgraph() {
-        let looping = |op_type: &str| NodeProto {
-            op_type: op_type.into(),
-            output: vec!["y".into()],
-            ..NodeProto::default()
-        };
-        let bytes = ModelProto {
-            graph: Some(GraphProto {
-                node: vec![NodeProto {
-                    op_type: "If".into(),
-                    attribute: vec![AttributeProto {
-                        g: Some(Box::new(GraphProto {
-                            node: vec![looping("Loop")],
-                            ..GraphProto::default()
-                        })),
-                        ..AttributeProto::default()
-                    }],
-                    ..NodeProto::default()
-                }],
-                ..GraphProto::default()
-            }),
-            ..ModelProto::default()
-        }
-        .encode_to_vec();
+        let bytes = with_branch(GraphProto {
+            node: vec![NodeProto {
+                op_type: "Loop".into(),
+                output: vec!["y".into()],
+                ..NodeProto::default()
+            }],
+            ..GraphProto::default()
+        });
         assert!(check(&bytes)
             .expect_err("refused")
             .to_string()

@@ -14,7 +14,6 @@ pub mod runtime;
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use image::DynamicImage;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -266,6 +265,13 @@ impl OnnxModel {
         }
     }
 
+    fn not_explainable(&self) -> CoreError {
+        CoreError::Unsupported(format!(
+            "model `{}` is an ONNX network, which cannot be explained yet: Integrated Gradients need the network's gradient, which ONNX Runtime does not give. Ask for a prediction instead",
+            self.info.name
+        ))
+    }
+
     fn tensor_input(&self, values: &[f64]) -> Result<ModelInput, CoreError> {
         self.info.input.check_len(values.len())?;
         if let Some(&bad) = values.iter().find(|v| !v.is_finite()) {
@@ -298,8 +304,7 @@ impl OnnxModel {
                 pipeline.pre_process(RawInput::File(bytes), &self.info.input)
             }
             Pictures::Transform(transform, limits) => {
-                let image: DynamicImage = decode(bytes, limits)?;
-                Ok(ModelInput(transform.apply(&image)))
+                Ok(ModelInput(transform.apply(decode(bytes, limits)?)))
             }
             Pictures::None => Err(InputError::WrongKind {
                 expected: "rows of numbers (CSV with a header row, JSON records, or tensors)",
@@ -333,10 +338,7 @@ impl Model for OnnxModel {
     }
 
     fn explainable(&self) -> Result<(), CoreError> {
-        Err(CoreError::Unsupported(format!(
-            "model `{}` is an ONNX network, which cannot be explained yet: Integrated Gradients need the network's gradient, which ONNX Runtime does not give. Ask for a prediction instead",
-            self.info.name
-        )))
+        Err(self.not_explainable())
     }
 
     fn explain(
@@ -345,10 +347,7 @@ impl Model for OnnxModel {
         _target: usize,
         _steps: usize,
     ) -> Result<Explanation, CoreError> {
-        Err(self
-            .explainable()
-            .err()
-            .unwrap_or_else(|| CoreError::Internal("an ONNX network has no gradient".into())))
+        Err(self.not_explainable())
     }
 
     fn explanation_png(
@@ -356,10 +355,7 @@ impl Model for OnnxModel {
         _input: &ModelInput,
         _explanation: &Explanation,
     ) -> Result<Vec<u8>, CoreError> {
-        Err(self
-            .explainable()
-            .err()
-            .unwrap_or_else(|| CoreError::Internal("an ONNX network has no gradient".into())))
+        Err(self.not_explainable())
     }
 }
 
